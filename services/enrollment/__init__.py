@@ -1,0 +1,1 @@
+"""Enrollment: programmes, cohorts, enrolments, deadlines and withdrawals."""

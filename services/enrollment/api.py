@@ -1,0 +1,145 @@
+"""Enrollment HTTP routes: thin; validation in schemas.py, rules in handlers.py."""
+from __future__ import annotations
+
+from flask import current_app, g, request
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from services.enrollment import schemas as s, views
+from services.enrollment.handlers import EnrollmentService
+from shared.auth import SECURITY, protect
+from shared.errors import DomainError
+from shared.http import accepts_any_body
+
+blp = Blueprint("enrollment", __name__, url_prefix="/",
+                description="Programmes, cohorts and enrolments (operator credentials required)")
+protect(blp)
+
+
+def _service() -> EnrollmentService:
+    return current_app.extensions["enrollment"]
+
+
+def _engine():
+    return _service().engine
+
+
+@blp.route("/programmes")
+class Programmes(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.arguments(s.ProgrammeListArgs, location="query")
+    @blp.response(200, s.ProgrammePageSchema)
+    def get(self, args):
+        """List programmes"""
+        return views.programmes(_engine(), args)
+
+    @blp.doc(security=SECURITY)
+    @blp.arguments(s.ProgrammeInSchema)
+    @blp.response(201, s.ProgrammeSchema)
+    def post(self, data):
+        """Define a programme: its required modules, final test and completion window"""
+        _service().define_programme(data, g.operator)
+        return views.programmes(_engine(), {"code": data["code"], "page": 1, "page_size": 1})["items"][0]
+
+
+@blp.route("/programmes/<programme_id>")
+@blp.doc(security=SECURITY)
+@blp.response(200, s.ProgrammeSchema)
+def get_programme(programme_id):
+    """Fetch a programme"""
+    return views.programme(_engine(), programme_id)
+
+
+@blp.route("/cohorts")
+class Cohorts(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.arguments(s.CohortListArgs, location="query")
+    @blp.response(200, s.CohortPageSchema)
+    def get(self, args):
+        """List cohorts"""
+        return views.cohorts(_engine(), args)
+
+    @blp.doc(security=SECURITY)
+    @blp.arguments(s.CohortInSchema)
+    @blp.response(201, s.CohortSchema)
+    def post(self, data):
+        """Define a cohort of a programme (agency, province, wave, when accounts are issued)"""
+        cohort = _service().define_cohort(data, g.operator)
+        return views.cohort(_engine(), cohort.id)
+
+
+@blp.route("/cohorts/<cohort_id>")
+@blp.doc(security=SECURITY)
+@blp.response(200, s.CohortSchema)
+def get_cohort(cohort_id):
+    """Fetch a cohort"""
+    return views.cohort(_engine(), cohort_id)
+
+
+@blp.route("/cohorts/<cohort_id>/enrolments", methods=["POST"])
+@blp.doc(security=SECURITY)
+@blp.arguments(s.LearnerSchema)
+@blp.response(201, s.EnrolmentSchema)
+def enrol(learner, cohort_id):
+    """Enrol one learner in a cohort; 409 if already enrolled in the programme"""
+    enrolment = _service().enrol(cohort_id, learner)
+    return views.enrolment(_engine(), enrolment.id)
+
+
+@blp.route("/cohorts/<cohort_id>/enrolments/import", methods=["POST"])
+@blp.doc(security=SECURITY, requestBody={
+    "required": True,
+    "description": "CSV with a header row; columns: name, email, account_home_page, account_name, organisation. "
+                   "Send it as the body (text/csv) or as the `file` field of a multipart form.",
+    "content": {"text/csv": {"schema": {"type": "string"}},
+                "multipart/form-data": {"schema": {"type": "object", "properties": {
+                    "file": {"type": "string", "format": "binary"}}}}},
+})
+@blp.response(200, s.ImportReportSchema)
+@accepts_any_body
+def import_enrolments(cohort_id):
+    """Bulk-enrol a cohort from CSV; bad rows are reported and the good ones kept"""
+    return _service().import_csv(cohort_id, _csv_text()).as_dict()
+
+
+def _csv_text() -> str:
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise DomainError("send the CSV as the 'file' field of the form", "file")
+        raw = upload.read()
+    elif request.mimetype in ("text/csv", "text/plain", "application/csv"):
+        raw = request.get_data()
+    else:
+        abort(415, message="send the CSV as text/csv or multipart/form-data")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DomainError(f"the CSV is not UTF-8 (byte {exc.start})", "file") from None
+
+
+@blp.route("/enrolments")
+@blp.doc(security=SECURITY)
+@blp.arguments(s.EnrolmentListArgs, location="query")
+@blp.response(200, s.EnrolmentPageSchema)
+def list_enrolments(args):
+    """List enrolments, filtered by programme, cohort, status or organisation"""
+    return views.enrolments(_engine(), args)
+
+
+@blp.route("/enrolments/<enrolment_id>")
+@blp.doc(security=SECURITY)
+@blp.response(200, s.EnrolmentSchema)
+def get_enrolment(enrolment_id):
+    """Fetch an enrolment"""
+    return views.enrolment(_engine(), enrolment_id)
+
+
+@blp.route("/enrolments/<enrolment_id>/withdrawal", methods=["POST"])
+@blp.doc(security=SECURITY)
+@blp.arguments(s.WithdrawalSchema)
+@blp.response(200, s.EnrolmentSchema)
+def withdraw(data, enrolment_id):
+    """Withdraw a learner; 409 if already withdrawn"""
+    _service().withdraw(enrolment_id, data["reason"])
+    return views.enrolment(_engine(), enrolment_id)

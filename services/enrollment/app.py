@@ -1,0 +1,25 @@
+"""The enrollment service's Flask app (gunicorn: `services.enrollment.app:create_app()`)."""
+from __future__ import annotations
+
+from flask import Flask
+
+from services.enrollment.api import blp
+from services.enrollment.handlers import EnrollmentService
+from shared import db
+from shared.config import Settings
+from shared.http import create_service_app
+from shared.logs import configure_logging
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env("enrollment")
+    configure_logging(settings.service, settings.log_level)
+    engine = db.create_engine(settings.database_url)
+    app = create_service_app(
+        settings, engine, title="learnstream enrollment",
+        description="Programmes, cohorts and enrolments. Every change is published as an xAPI "
+                    "statement to the learnstream.enrollment.v1 topic.",
+        blueprints=[blp],
+    )
+    app.extensions["enrollment"] = EnrollmentService(settings, engine)
+    return app

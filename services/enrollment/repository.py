@@ -1,0 +1,73 @@
+"""Loading and storing enrollment's domain objects (the only module that maps rows)."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from services.enrollment import tables as t
+from services.enrollment.domain import Cohort, Enrolment, Learner, Programme
+from shared.errors import NotFound
+
+
+def programme_from_row(row) -> Programme:
+    return Programme(id=row.id, code=row.code, title=row.title, required_modules=tuple(row.required_modules),
+                     final_test=row.final_test, window_days=row.window_days, activity_id=row.activity_id)
+
+
+def cohort_from_row(row) -> Cohort:
+    return Cohort(id=row.id, programme_id=row.programme_id, name=row.name, agency=row.agency,
+                  province=row.province, wave=row.wave, accounts_issued_at=row.accounts_issued_at,
+                  activity_id=row.activity_id)
+
+
+def enrolment_from_row(row) -> Enrolment:
+    learner = Learner(name=row.name, organisation=row.organisation, email=row.email,
+                      account_home_page=row.account_home_page, account_name=row.account_name)
+    return Enrolment(id=row.id, programme_id=row.programme_id, cohort_id=row.cohort_id, learner=learner,
+                     enrolled_at=row.enrolled_at, deadline=row.deadline, status=row.status,
+                     withdrawn_at=row.withdrawn_at, withdrawal_reason=row.withdrawal_reason)
+
+
+def enrolment_row(enrolment: Enrolment) -> dict:
+    learner = enrolment.learner
+    return {
+        "id": enrolment.id, "programme_id": enrolment.programme_id, "cohort_id": enrolment.cohort_id,
+        "learner_key": learner.key, "name": learner.name, "email": learner.email,
+        "account_home_page": learner.account_home_page, "account_name": learner.account_name,
+        "organisation": learner.organisation, "status": enrolment.status, "enrolled_at": enrolment.enrolled_at,
+        "deadline": enrolment.deadline, "withdrawn_at": enrolment.withdrawn_at,
+        "withdrawal_reason": enrolment.withdrawal_reason,
+    }
+
+
+def get_programme(conn: Connection, programme_id: str) -> Programme:
+    row = conn.execute(sa.select(t.programmes).where(t.programmes.c.id == programme_id)).first()
+    if row is None:
+        raise NotFound(f"no programme {programme_id}", "programme_id")
+    return programme_from_row(row)
+
+
+def get_cohort(conn: Connection, cohort_id: str) -> Cohort:
+    row = conn.execute(sa.select(t.cohorts).where(t.cohorts.c.id == cohort_id)).first()
+    if row is None:
+        raise NotFound(f"no cohort {cohort_id}", "cohort_id")
+    return cohort_from_row(row)
+
+
+def get_enrolment(conn: Connection, enrolment_id: str) -> Enrolment:
+    row = conn.execute(sa.select(t.enrolments).where(t.enrolments.c.id == enrolment_id)).first()
+    if row is None:
+        raise NotFound(f"no enrolment {enrolment_id}")
+    return enrolment_from_row(row)
+
+
+def enrolled_learner_keys(conn: Connection, programme_id: str, keys: list[str]) -> dict[str, str]:
+    """Which of these learners already hold an enrolment in the programme (key -> enrolment id)."""
+    found: dict[str, str] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        found.update(dict(conn.execute(
+            sa.select(t.enrolments.c.learner_key, t.enrolments.c.id)
+            .where(t.enrolments.c.programme_id == programme_id, t.enrolments.c.learner_key.in_(chunk))
+        ).tuples().all()))
+    return found

@@ -1,0 +1,90 @@
+"""Request and response schemas of the enrollment API (and so its OpenAPI document)."""
+from marshmallow import Schema, fields, validate
+
+from services.enrollment.domain import ACTIVE, DEFAULT_WINDOW_DAYS, WITHDRAWN
+from shared.schemas import LearnerSchema, PageArgs, Timestamp, page_of
+
+IRI = fields.Url(required=True, require_tld=False, validate=validate.Length(max=500))
+
+
+class ProgrammeInSchema(Schema):
+    code = fields.Str(required=True, validate=[validate.Length(min=1, max=40),
+                                               validate.Regexp(r"^[A-Za-z0-9_-]+$", error="letters, digits, - and _ only")])
+    title = fields.Str(required=True, validate=validate.Length(min=1, max=300))
+    required_modules = fields.List(fields.Url(require_tld=False, validate=validate.Length(max=500)),
+                                   required=True, validate=validate.Length(min=1, max=200))
+    final_test = IRI
+    window_days = fields.Int(load_default=DEFAULT_WINDOW_DAYS, validate=validate.Range(min=1, max=366))
+
+
+class ProgrammeSchema(ProgrammeInSchema):
+    id = fields.Str()
+    activity_id = fields.Str()
+    created_at = Timestamp()
+
+
+class CohortInSchema(Schema):
+    programme_id = fields.Str(required=True, validate=validate.Length(min=1, max=36))
+    name = fields.Str(required=True, validate=validate.Length(min=1, max=200))
+    agency = fields.Str(required=True, validate=validate.Length(min=1, max=200))
+    province = fields.Str(load_default=None, validate=validate.Length(max=200))
+    wave = fields.Int(load_default=1, validate=validate.Range(min=1))
+    accounts_issued_at = Timestamp(required=True)
+
+
+class CohortSchema(CohortInSchema):
+    id = fields.Str()
+    activity_id = fields.Str()
+    created_at = Timestamp()
+
+
+class EnrolmentSchema(Schema):
+    id = fields.Str()
+    programme_id = fields.Str()
+    cohort_id = fields.Str()
+    learner = fields.Nested(LearnerSchema)
+    learner_key = fields.Str()
+    status = fields.Str()
+    enrolled_at = Timestamp()
+    deadline = Timestamp()
+    withdrawn_at = Timestamp()
+    withdrawal_reason = fields.Str()
+
+
+class WithdrawalSchema(Schema):
+    reason = fields.Str(load_default=None, validate=validate.Length(max=1000))
+
+
+class ImportRejectionSchema(Schema):
+    row = fields.Int(metadata={"description": "line number in the file (the header is line 1)"})
+    errors = fields.Dict(keys=fields.Str(), values=fields.List(fields.Str()))
+
+
+class ImportReportSchema(Schema):
+    rows = fields.Int()
+    enrolled = fields.Int()
+    already_enrolled = fields.Int()
+    rejected = fields.List(fields.Nested(ImportRejectionSchema))
+
+
+class ProgrammeListArgs(PageArgs):
+    code = fields.Str()
+
+
+class CohortListArgs(PageArgs):
+    programme_id = fields.Str()
+    agency = fields.Str()
+    province = fields.Str()
+    wave = fields.Int()
+
+
+class EnrolmentListArgs(PageArgs):
+    programme_id = fields.Str()
+    cohort_id = fields.Str()
+    status = fields.Str(validate=validate.OneOf([ACTIVE, WITHDRAWN]))
+    organisation = fields.Str()
+
+
+ProgrammePageSchema = page_of(ProgrammeSchema)
+CohortPageSchema = page_of(CohortSchema)
+EnrolmentPageSchema = page_of(EnrolmentSchema)

@@ -1,0 +1,14 @@
+"""How the enrollment service's parts fit together (read by the CLI, worker and tests)."""
+from pathlib import Path
+
+from services.enrollment import tables
+from services.enrollment.app import create_app
+from shared.service import ServiceSpec
+
+SERVICE = ServiceSpec(
+    name="enrollment",
+    metadata=tables.metadata,
+    migrations=Path(__file__).parent / "migrations",
+    create_app=create_app,
+    outbox=tables.outbox,
+)

@@ -1,0 +1,68 @@
+"""The read side of enrollment's own API: listings with filters and paging."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from services.enrollment import repository, tables as t
+from shared import db
+from shared.errors import NotFound
+
+
+def _page(engine: Engine, query: sa.Select, args: dict, to_item) -> dict:
+    page, size = args["page"], args["page_size"]
+    with db.reading(engine) as conn:
+        total = conn.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+        rows = conn.execute(query.limit(size).offset((page - 1) * size)).all()
+    return {"items": [to_item(row) for row in rows], "page": page, "page_size": size, "total": total}
+
+
+def _filtered(table: sa.Table, args: dict, names: tuple[str, ...]) -> sa.Select:
+    query = sa.select(table)
+    for name in names:
+        if args.get(name) is not None:
+            query = query.where(table.c[name] == args[name])
+    return query
+
+
+def programmes(engine: Engine, args: dict) -> dict:
+    query = _filtered(t.programmes, args, ("code",)).order_by(t.programmes.c.created_at, t.programmes.c.id)
+    return _page(engine, query, args, lambda row: row._asdict())
+
+
+def programme(engine: Engine, programme_id: str) -> dict:
+    with db.reading(engine) as conn:
+        found = repository.get_programme(conn, programme_id)
+        return conn.execute(sa.select(t.programmes).where(t.programmes.c.id == found.id)).one()._asdict()
+
+
+def cohorts(engine: Engine, args: dict) -> dict:
+    query = (_filtered(t.cohorts, args, ("programme_id", "agency", "province", "wave"))
+             .order_by(t.cohorts.c.created_at, t.cohorts.c.id))
+    return _page(engine, query, args, lambda row: row._asdict())
+
+
+def cohort(engine: Engine, cohort_id: str) -> dict:
+    with db.reading(engine) as conn:
+        repository.get_cohort(conn, cohort_id)
+        return conn.execute(sa.select(t.cohorts).where(t.cohorts.c.id == cohort_id)).one()._asdict()
+
+
+def enrolment_view(row) -> dict:
+    item = row._asdict()
+    item["learner"] = {k: item.pop(k) for k in ("name", "email", "account_home_page", "account_name", "organisation")}
+    return item
+
+
+def enrolments(engine: Engine, args: dict) -> dict:
+    query = (_filtered(t.enrolments, args, ("programme_id", "cohort_id", "status", "organisation"))
+             .order_by(t.enrolments.c.enrolled_at, t.enrolments.c.id))
+    return _page(engine, query, args, enrolment_view)
+
+
+def enrolment(engine: Engine, enrolment_id: str) -> dict:
+    with db.reading(engine) as conn:
+        row = conn.execute(sa.select(t.enrolments).where(t.enrolments.c.id == enrolment_id)).first()
+    if row is None:
+        raise NotFound(f"no enrolment {enrolment_id}")
+    return enrolment_view(row)

@@ -1,0 +1,1 @@
+"""Progress: learner and cohort read models, and (issue 3) the xAPI LRS."""

@@ -1,0 +1,21 @@
+"""The progress service's Flask app (gunicorn: `services.progress.app:create_app()`)."""
+from __future__ import annotations
+
+from flask import Flask
+
+from services.progress.api import blp
+from shared import db
+from shared.config import Settings
+from shared.http import create_service_app
+from shared.logs import configure_logging
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env("progress")
+    configure_logging(settings.service, settings.log_level)
+    engine = db.create_engine(settings.database_url)
+    return create_service_app(
+        settings, engine, title="learnstream progress",
+        description="Learner and cohort progress, projected from the learnstream topics.",
+        blueprints=[blp],
+    )

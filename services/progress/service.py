@@ -1,0 +1,17 @@
+"""How the progress service's parts fit together (read by the CLI, worker and tests)."""
+from pathlib import Path
+
+from services.progress import tables
+from services.progress.app import create_app
+from services.progress.projections import projection
+from shared.service import ServiceSpec
+
+SERVICE = ServiceSpec(
+    name="progress",
+    metadata=tables.metadata,
+    migrations=Path(__file__).parent / "migrations",
+    create_app=create_app,
+    offsets=tables.consumer_offsets,
+    processed=tables.processed_statements,
+    projection=projection,
+)

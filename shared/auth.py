@@ -1,0 +1,39 @@
+"""Operator credentials: HTTP Basic auth against the configured key/secret pairs.
+
+Every endpoint that reads or writes learner data sits behind `protect(blueprint)`.
+Secrets are compared in constant time and never logged.
+"""
+from __future__ import annotations
+
+import hmac
+
+from flask import current_app, g, request
+from flask_smorest import abort
+
+SECURITY = [{"basicAuth": []}]
+
+
+def authenticate() -> str | None:
+    auth = request.authorization
+    if auth is None or auth.type != "basic" or not auth.username:
+        return None
+    credentials: dict[str, str] = current_app.config["LEARNSTREAM_SETTINGS"].credentials
+    expected = credentials.get(auth.username)
+    # Compare even for unknown users so timing does not reveal which keys exist.
+    ok = hmac.compare_digest((expected or "\0").encode(), (auth.password or "").encode())
+    return auth.username if ok and expected is not None else None
+
+
+def protect(blueprint) -> None:
+    """Require operator credentials on every route of the blueprint."""
+
+    @blueprint.before_request
+    def _require_credentials():
+        if request.method == "OPTIONS":
+            return None
+        operator = authenticate()
+        if operator is None:
+            abort(401, message="credentials required (HTTP Basic: operator key and secret)",
+                  headers={"WWW-Authenticate": 'Basic realm="learnstream"'})
+        g.operator = operator
+        return None

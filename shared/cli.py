@@ -1,0 +1,84 @@
+"""`learnstream`: the operator's command line (migrate, topics, worker, rebuild).
+
+Run `learnstream --help`, or `learnstream COMMAND --help`.
+"""
+from __future__ import annotations
+
+import click
+
+from shared import bus, db
+from shared.config import SERVICES, Settings
+from shared.consumer import ProjectionRunner
+from shared.logs import configure_logging
+from shared.service import available, load
+
+service_names = click.Choice(SERVICES)
+
+
+def _selected(services: tuple[str, ...]) -> tuple[str, ...]:
+    return services or available()
+
+
+@click.group(help=__doc__)
+def main() -> None:
+    pass
+
+
+@main.command(help="Create each service's database if needed and apply its Alembic migrations (all services by default).")
+@click.argument("services", nargs=-1, type=service_names)
+def migrate(services):
+    for name in _selected(services):
+        settings = Settings.from_env(name)
+        db.migrate(settings.database_url, load(name).migrations)
+        click.echo(f"{name}: database at the newest schema")
+
+
+@main.command(help="Write a new Alembic migration for a service from the change in its tables.py.")
+@click.argument("service", type=service_names)
+@click.option("-m", "--message", required=True, help="What the migration changes.")
+def revision(service, message):
+    settings = Settings.from_env(service)
+    db.new_revision(settings.database_url, load(service).migrations, message)
+
+
+@main.command(help="Create the Kafka topics each service produces and consumes (all services by default).")
+@click.argument("services", nargs=-1, type=service_names)
+def topics(services):
+    for name in _selected(services):
+        settings = Settings.from_env(name)
+        wanted = load(name).topics(settings)
+        bus.ensure_topics(settings, wanted)
+        click.echo(f"{name}: {', '.join(wanted) or 'no topics'}")
+
+
+@main.command(help="Run a service's outbox relay and projections until SIGTERM or Ctrl-C.")
+@click.argument("service", type=service_names)
+def worker(service):
+    from shared.worker import run_worker
+
+    settings = Settings.from_env(service)
+    configure_logging(service, settings.log_level)
+    run_worker(settings, load(service))
+
+
+@main.command(help="Drop a service's read models and replay its topics from offset zero. "
+                   "Stop the service's worker first; it resumes where the rebuild ends.")
+@click.argument("service", type=service_names)
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def rebuild(service, progress):
+    settings = Settings.from_env(service)
+    configure_logging(service, "WARNING")
+    spec = load(service)
+    if spec.projection is None:
+        raise click.UsageError(f"{service} has no read models to rebuild")
+    engine = db.create_engine(settings.database_url)
+    try:
+        runner = ProjectionRunner(settings, engine, spec.projection(settings), spec.offsets, spec.processed)
+        count = runner.rebuild(progress=progress)
+    finally:
+        engine.dispose()
+    click.echo(f"{service}: rebuilt from {count} records")
+
+
+if __name__ == "__main__":
+    main()

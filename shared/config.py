@@ -1,0 +1,98 @@
+"""Settings read from the environment, with the defaults documented in README.md.
+
+Every process (HTTP worker, relay, projection worker, CLI) builds one `Settings` for its
+service at start-up; nothing else reads `os.environ`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("LEARNSTREAM_VAR_DIR", REPO_ROOT / "var"))
+
+SERVICES = ("enrollment", "progress", "assessment", "certification")
+DEFAULT_PORTS = {"enrollment": 8001, "progress": 8002, "assessment": 8003, "certification": 8004}
+
+
+def service_database_url(service: str, env=os.environ) -> str:
+    """The service's own database.
+
+    `<SERVICE>_DATABASE_URL` wins; else `DATABASE_URL` names a server and base database,
+    and each service gets its own database on it (`<base>_<service>`), because services
+    never share a database; else an SQLite file under var/.
+    """
+    explicit = env.get(f"{service.upper()}_DATABASE_URL")
+    if explicit:
+        return explicit
+    base = env.get("DATABASE_URL")
+    if base:
+        url = make_url(base)
+        if url.get_backend_name() == "sqlite":
+            db = url.database or ""
+            stem, dot, ext = db.rpartition(".")
+            return str(url.set(database=f"{stem}_{service}.{ext}" if dot else f"{db}_{service}"))
+        return url.set(database=f"{url.database}_{service}").render_as_string(hide_password=False)
+    return f"sqlite:///{VAR_DIR / 'db' / f'{service}.sqlite'}"
+
+
+def _credentials(raw: str) -> dict[str, str]:
+    pairs = (item.split(":", 1) for item in raw.split(",") if ":" in item)
+    return {key.strip(): secret.strip() for key, secret in pairs if key.strip() and secret.strip()}
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    database_url: str
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # A prefix lets several isolated deployments (or test runs) share one broker.
+    topic_prefix: str = ""
+    topic_partitions: int = 6
+    topic_replication_factor: int = 1
+    port: int = 8000
+    # Operator credentials, "key:secret,key:secret"; none configured means nobody gets in.
+    credentials: dict[str, str] = field(default_factory=dict, repr=False)
+    activity_base: str = "https://learnstream.dev/xapi/activities/"
+    relay_batch_size: int = 1000
+    relay_idle_seconds: float = 0.05
+    consumer_max_records: int = 1000
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, service: str, env=os.environ) -> "Settings":
+        if service not in SERVICES:
+            raise ValueError(f"unknown service {service!r}")
+        return cls(
+            service=service,
+            database_url=service_database_url(service, env),
+            kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            topic_prefix=env.get("KAFKA_TOPIC_PREFIX", ""),
+            topic_partitions=int(env.get("KAFKA_TOPIC_PARTITIONS", "6")),
+            topic_replication_factor=int(env.get("KAFKA_TOPIC_REPLICATION_FACTOR", "1")),
+            port=int(env.get(f"{service.upper()}_PORT", DEFAULT_PORTS[service])),
+            credentials=_credentials(env.get("LEARNSTREAM_CREDENTIALS", "")),
+            activity_base=env.get("LEARNSTREAM_ACTIVITY_BASE", "https://learnstream.dev/xapi/activities/"),
+            relay_batch_size=int(env.get("RELAY_BATCH_SIZE", "1000")),
+            relay_idle_seconds=float(env.get("RELAY_IDLE_SECONDS", "0.05")),
+            consumer_max_records=int(env.get("CONSUMER_MAX_RECORDS", "1000")),
+            log_level=env.get("LOG_LEVEL", "INFO"),
+        )
+
+    def topic(self, producing_service: str) -> str:
+        return f"{self.topic_prefix}learnstream.{producing_service}.v1"
+
+    @property
+    def own_topic(self) -> str:
+        return self.topic(self.service)
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.topic_prefix}learnstream.{self.service}.deadletter.v1"
+
+    @property
+    def consumer_group(self) -> str:
+        return f"{self.topic_prefix}learnstream.{self.service}"

@@ -1,0 +1,214 @@
+"""Database access shared by every service: engines, schema migrations, transactions.
+
+SQLAlchemy Core, not the ORM: services write rows and statements in bulk, and the
+read models are plain tables. SQLite (the embedded default) and PostgreSQL must behave
+alike; code that only works on one of them is a bug.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from datetime import timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ProgrammingError
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_S = 30
+READ_ONLY = "learnstream_read_only"
+
+
+class UtcDateTime(sa.TypeDecorator):
+    """A timestamp that is always timezone-aware UTC when read back.
+
+    SQLite keeps no zone; without this the same column reads naive there and aware on
+    PostgreSQL, and comparisons between them fail.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass a timezone-aware value")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def is_sqlite(engine_or_url) -> bool:
+    url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(str(engine_or_url))
+    return url.get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, **kwargs) -> Engine:
+    if is_sqlite(url):
+        return _sqlite_engine(url, **kwargs)
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    return sa.create_engine(url, **kwargs)
+
+
+def _sqlite_engine(url: str, **kwargs) -> Engine:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, **kwargs)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy, not pysqlite, decide where transactions begin (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads and
+        # then writes can fail with "database is locked" when another process wrote in
+        # between, whatever the busy timeout. WAL keeps readers unblocked meanwhile.
+        readonly = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextmanager
+def reading(engine: Engine):
+    """A connection for queries only: on SQLite it does not take the write lock."""
+    with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+
+
+def ensure_database(url: str) -> None:
+    """Create the service's database if it does not exist (PostgreSQL) or set WAL (SQLite).
+
+    WAL is set once here, before any worker starts, rather than on every connection:
+    workers starting together fail with "database is locked" when each switches it.
+    """
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+            with engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+            engine.dispose()
+        return
+    target = make_url(url)
+    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database})
+            if not exists:
+                try:
+                    conn.exec_driver_sql(f'CREATE DATABASE "{target.database}"')
+                    log.info("created database", extra={"database": target.database})
+                except ProgrammingError as exc:  # another process created it first
+                    if "already exists" not in str(exc):
+                        raise
+    finally:
+        admin.dispose()
+
+
+def drop_database(url: str) -> None:
+    """Remove a service database entirely (tests and `make clean`)."""
+    if is_sqlite(url):
+        database = make_url(url).database
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+        return
+    target = make_url(url)
+    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+def migrate(url: str, migrations_dir: Path) -> None:
+    """Bring the database to the newest schema; run once before workers start."""
+    ensure_database(url)
+    engine = create_engine(url)
+    try:
+        config = Config()
+        config.set_main_option("script_location", str(migrations_dir))
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+
+
+def new_revision(url: str, migrations_dir: Path, message: str) -> None:
+    """Autogenerate a migration from the difference between the tables and the database."""
+    migrate(url, migrations_dir)
+    engine = create_engine(url)
+    try:
+        config = Config()
+        config.set_main_option("script_location", str(migrations_dir))
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.revision(config, message=message, autogenerate=True)
+    finally:
+        engine.dispose()
+
+
+def run_migrations_online(context, target_metadata) -> None:
+    """The body of every service's Alembic env.py: run on the connection `migrate` passed."""
+    conn = context.config.attributes.get("connection")
+    if conn is None:
+        raise RuntimeError("run migrations with `learnstream migrate SERVICE` (it supplies the connection)")
+    context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _insert_for(conn):
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def insert_ignoring_duplicates(conn, table: sa.Table, rows: list[dict], keys: list[str]) -> int:
+    """INSERT ... ON CONFLICT DO NOTHING on both SQLite and PostgreSQL; returns rows inserted."""
+    if not rows:
+        return 0
+    stmt = _insert_for(conn)(table).on_conflict_do_nothing(index_elements=keys)
+    return conn.execute(stmt, rows).rowcount
+
+
+def upsert(conn, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE of every non-key column, on both databases."""
+    if not rows:
+        return
+    insert = _insert_for(conn)(table)
+    updates = {name: insert.excluded[name] for name in rows[0] if name not in keys}
+    conn.execute(insert.on_conflict_do_update(index_elements=keys, set_=updates), rows)
+
+
+def insert_returning_new_ids(conn, table: sa.Table, rows: list[dict], keys: list[str]) -> list:
+    """Insert rows, skipping any that clash on `keys`; return the ids really inserted."""
+    if not rows:
+        return []
+    stmt = _insert_for(conn)(table).on_conflict_do_nothing(index_elements=keys).returning(table.c.id)
+    return list(conn.scalars(stmt, rows))

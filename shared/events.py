@@ -1,0 +1,55 @@
+"""Events on the bus: an xAPI statement plus the routing facts Kafka carries beside it.
+
+Headers carry the source service, the event type and the schema version (ARCHITECTURE.md,
+Events), so a consumer can route or filter a record without parsing its body.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared import xapi
+
+SCHEMA_VERSION = "xapi-1.0.3"
+
+HEADER_SOURCE = "source"
+HEADER_EVENT_TYPE = "event-type"
+HEADER_SCHEMA_VERSION = "schema-version"
+
+
+class EventType:
+    """Every event type on the bus, named `<thing>.<what happened>`.
+
+    One place to look them up; each service's projections register handlers by these.
+    """
+
+    PROGRAMME_DEFINED = "programme.defined"
+    COHORT_DEFINED = "cohort.defined"
+    LEARNER_ENROLLED = "enrolment.registered"
+    LEARNER_WITHDREW = "enrolment.withdrawn"
+
+
+@dataclass(frozen=True)
+class Event:
+    """A statement on its way to the outbox."""
+
+    type: str
+    statement: dict
+
+    @property
+    def key(self) -> str:
+        return xapi.learner_key(self.statement["actor"])
+
+
+def headers(source: str, event_type: str) -> list[tuple[str, bytes]]:
+    return [
+        (HEADER_SOURCE, source.encode()),
+        (HEADER_EVENT_TYPE, event_type.encode()),
+        (HEADER_SCHEMA_VERSION, SCHEMA_VERSION.encode()),
+    ]
+
+
+def header(record_headers, name: str) -> str | None:
+    for key, value in record_headers or ():
+        if key == name:
+            return value.decode() if isinstance(value, bytes) else value
+    return None

@@ -1,0 +1,138 @@
+"""The Flask app factory every service uses.
+
+It gives each service the same edges: JSON error bodies naming the field and the
+problem, /healthz, /readyz, /metrics (Prometheus) and /openapi.json generated from the
+marshmallow schemas by flask-smorest.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+
+import sqlalchemy as sa
+from flask import Flask, Response, g, jsonify, request
+from flask_smorest import Api, Blueprint, abort
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram,
+                               generate_latest, multiprocess, REGISTRY)
+from sqlalchemy.engine import Engine
+from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
+
+from shared import bus, db
+from shared.config import Settings
+from shared.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+REQUESTS = Counter("learnstream_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
+LATENCY = Histogram("learnstream_http_request_seconds", "HTTP request latency", ["service", "method", "route"],
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+
+def create_service_app(
+    settings: Settings, engine: Engine, *, title: str, description: str,
+    blueprints: Iterable[Blueprint], extra_ready_checks: dict[str, Callable[[], bool]] | None = None,
+) -> Flask:
+    app = Flask(settings.service)
+    app.config.update(
+        LEARNSTREAM_SETTINGS=settings,
+        LEARNSTREAM_ENGINE=engine,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        API_TITLE=title,
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={"info": {"description": description},
+                          "components": {"securitySchemes": {"basicAuth": {"type": "http", "scheme": "basic"}}}},
+    )
+    api = Api(app)
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+
+    _install_error_handlers(app)
+    _install_metrics(app, settings.service)
+    _install_probes(app, settings, engine, extra_ready_checks or {})
+    return app
+
+
+def _install_error_handlers(app: Flask) -> None:
+    @app.before_request
+    def _json_bodies_only():
+        # A body we would not parse is refused up front rather than read as "missing".
+        view = app.view_functions.get(request.endpoint)
+        if (request.method in ("POST", "PUT", "PATCH") and request.content_length
+                and not request.is_json and not getattr(view, "accepts_any_body", False)):
+            abort(415, message="send the body as application/json")
+
+    @app.errorhandler(DomainError)
+    def _domain_error(exc: DomainError):
+        body = {"code": exc.status, "status": HTTP_STATUS_CODES[exc.status], "message": exc.message}
+        if exc.field:
+            body["errors"] = {"json": {exc.field: [exc.message]}}
+        return jsonify(body), exc.status
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):  # flask-smorest formats these already
+            return exc
+        log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+        return jsonify(code=500, status="Internal Server Error", message="internal error"), 500
+
+
+def accepts_any_body(view):
+    """Mark a view that reads a non-JSON body itself (CSV uploads)."""
+    view.accepts_any_body = True
+    return view
+
+
+def _install_metrics(app: Flask, service: str) -> None:
+    @app.before_request
+    def _start_timer():
+        g._started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response):
+        # The route template, never the path: paths carry ids (personal data, cardinality).
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        started = g.pop("_started", None)
+        if started is not None:
+            LATENCY.labels(service, request.method, route).observe(time.perf_counter() - started)
+        REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
+        return response
+
+    @app.get("/metrics")
+    def metrics():
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        else:
+            registry = REGISTRY
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _install_probes(app: Flask, settings: Settings, engine: Engine, extra: dict[str, Callable[[], bool]]) -> None:
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok", service=settings.service)
+
+    @app.get("/readyz")
+    def readyz():
+        checks = {"database": _database_ok(engine), "broker": bus.broker_reachable(settings)}
+        checks.update({name: check() for name, check in extra.items()})
+        ready = all(checks.values())
+        return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
+
+
+def _database_ok(engine: Engine) -> bool:
+    try:
+        with db.reading(engine) as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+    except Exception:
+        log.warning("database not reachable", exc_info=True)
+        return False

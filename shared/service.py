@@ -1,0 +1,48 @@
+"""What the shared runtime (CLI, worker, test fixtures) needs to know about a service.
+
+Each service declares one `SERVICE = ServiceSpec(...)` in `services/<name>/service.py`;
+that module is the one visible place where its parts are put together.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask
+
+from shared.config import SERVICES, Settings
+from shared.consumer import Projection
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    metadata: sa.MetaData
+    migrations: Path
+    create_app: Callable[[Settings], Flask]
+    outbox: sa.Table | None = None
+    offsets: sa.Table | None = None
+    processed: sa.Table | None = None
+    projection: Callable[[Settings], Projection] | None = None
+
+    def topics(self, settings: Settings) -> list[str]:
+        """Every topic this service touches: the one it produces, those it consumes, its dead letters."""
+        topics = []
+        if self.outbox is not None:
+            topics.append(settings.own_topic)
+        if self.projection is not None:
+            topics += self.projection(settings).topics + [settings.dead_letter_topic]
+        return list(dict.fromkeys(topics))
+
+
+def available() -> tuple[str, ...]:
+    """The services built so far (a service exists once it has a service.py)."""
+    root = Path(__file__).resolve().parent.parent / "services"
+    return tuple(name for name in SERVICES if (root / name / "service.py").exists())
+
+
+def load(name: str) -> ServiceSpec:
+    return importlib.import_module(f"services.{name}.service").SERVICE

@@ -1,0 +1,84 @@
+"""A service's background process: the outbox relay and the projections, side by side.
+
+Runs outside gunicorn so HTTP workers never hold Kafka producers or consumers, and so
+the worker can be scaled (up to the partition count) independently of the web tier.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+from kafka.errors import KafkaError
+
+from shared import bus, db
+from shared.config import Settings
+from shared.consumer import ProjectionRunner
+from shared.relay import Relay
+from shared.service import ServiceSpec
+
+log = logging.getLogger(__name__)
+
+
+def wait_for_topics(settings: Settings, spec: ServiceSpec, stop: threading.Event) -> None:
+    """Create the service's topics, waiting for the broker if it is not up yet."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            bus.ensure_topics(settings, spec.topics(settings))
+            return
+        except (KafkaError, OSError) as exc:
+            log.warning("broker not reachable; waiting", extra={"error": repr(exc)})
+            stop.wait(delay)
+            delay = min(delay * 2, 5)
+
+
+def _create_topics(settings, spec, stop, ready: threading.Event) -> None:
+    wait_for_topics(settings, spec, stop)
+    ready.set()
+
+
+def _after(ready: threading.Event, stop: threading.Event, work):
+    """Start `work` once the topics exist (topics created by a consumer's auto-create
+    would get the broker's defaults, not ours)."""
+    def run():
+        while not ready.wait(0.2):
+            if stop.is_set():
+                return
+        work()
+    return run
+
+
+def run_worker(settings: Settings, spec: ServiceSpec, stop: threading.Event | None = None) -> None:
+    stop = stop or threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signum, lambda *_: stop.set())
+    engine = db.create_engine(settings.database_url)
+    topics_ready = threading.Event()
+    threads = [threading.Thread(target=_create_topics, args=(settings, spec, stop, topics_ready), name="topics")]
+    if spec.outbox is not None:
+        relay = Relay(settings, engine, spec.outbox)
+        threads.append(threading.Thread(target=_after(topics_ready, stop, lambda: relay.run(stop)), name="relay"))
+    if spec.projection is not None:
+        runner = ProjectionRunner(settings, engine, spec.projection(settings), spec.offsets, spec.processed)
+
+        def consume():
+            while not stop.is_set():
+                try:
+                    runner.run(stop)
+                except (KafkaError, OSError):
+                    log.exception("consumer failed; restarting")
+                    stop.wait(1)
+        threads.append(threading.Thread(target=_after(topics_ready, stop, consume), name="projection"))
+    log.info("worker started", extra={"parts": [t.name for t in threads]})
+    for thread in threads:
+        thread.start()
+    while not stop.is_set() and all(t.is_alive() for t in threads[1:]):
+        time.sleep(0.2)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    engine.dispose()
+    log.info("worker stopped")

@@ -1,0 +1,224 @@
+"""xAPI 1.0.3 statements: the one event format on the bus (ARCHITECTURE.md, Events).
+
+Building, encoding and parsing statements lives here so that every producer writes the
+same shape and every consumer reads it with the same parser. Pure Python: no Flask,
+SQLAlchemy or Kafka.
+"""
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+import orjson
+
+XAPI_VERSION = "1.0.3"
+PROJECT_IRI = "https://learnstream.dev/xapi"
+
+
+class Verb(NamedTuple):
+    id: str
+    display: str
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "display": {"en-US": self.display}}
+
+
+# ADL vocabulary and the xAPI registry where one fits; ours under PROJECT_IRI otherwise
+# (each of ours is listed in docs/events.md).
+REGISTERED = Verb("http://adlnet.gov/expapi/verbs/registered", "registered")
+DEFINED = Verb(f"{PROJECT_IRI}/verbs/defined", "defined")
+WITHDREW = Verb(f"{PROJECT_IRI}/verbs/withdrew", "withdrew from")
+
+ACTIVITY_TYPE_PROGRAMME = "http://adlnet.gov/expapi/activities/course"
+ACTIVITY_TYPE_COHORT = f"{PROJECT_IRI}/activity-types/cohort"
+
+EXT = f"{PROJECT_IRI}/extensions"
+EXT_PROGRAMME = f"{EXT}/programme"
+EXT_COHORT = f"{EXT}/cohort"
+EXT_DEADLINE = f"{EXT}/deadline"
+EXT_ORGANISATION = f"{EXT}/organisation"
+EXT_REASON = f"{EXT}/reason"
+
+
+class InvalidStatement(ValueError):
+    """A record that is not a usable xAPI statement; the reason says why."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def format_timestamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_timestamp(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def agent(
+    *, name: str | None = None, email: str | None = None,
+    account_home_page: str | None = None, account_name: str | None = None,
+) -> dict:
+    """An Agent identified by exactly one inverse functional identifier."""
+    actor: dict[str, Any] = {"objectType": "Agent"}
+    if name:
+        actor["name"] = name
+    if email:
+        actor["mbox"] = f"mailto:{email.strip().lower()}"
+    elif account_home_page and account_name:
+        actor["account"] = {"homePage": account_home_page, "name": account_name}
+    else:
+        raise InvalidStatement("an agent needs an email or an account (homePage and name)")
+    return actor
+
+
+def service_agent(service: str) -> dict:
+    return agent(name=f"learnstream {service}", account_home_page="https://learnstream.dev", account_name=service)
+
+
+def operator_agent(operator: str) -> dict:
+    return agent(name=operator, account_home_page="https://learnstream.dev/operators", account_name=operator)
+
+
+def inverse_functional_identifier(actor: dict) -> str:
+    """The actor's identity as one canonical string (xAPI 1.0.3 §2.4.2.1)."""
+    if not isinstance(actor, dict):
+        raise InvalidStatement("actor must be an object")
+    if actor.get("mbox"):
+        return f"mbox:{str(actor['mbox']).lower()}"
+    if actor.get("mbox_sha1sum"):
+        return f"mbox_sha1sum:{str(actor['mbox_sha1sum']).lower()}"
+    if actor.get("openid"):
+        return f"openid:{actor['openid']}"
+    account = actor.get("account")
+    if isinstance(account, dict) and account.get("homePage") and account.get("name"):
+        return f"account:{account['homePage']}|{account['name']}"
+    if actor.get("objectType") == "Group" and actor.get("member"):
+        # An anonymous group has no IFI of its own; its members identify it.
+        return "group:" + ",".join(sorted(inverse_functional_identifier(m) for m in actor["member"]))
+    raise InvalidStatement("actor has no inverse functional identifier (mbox, mbox_sha1sum, openid or account)")
+
+
+def learner_key(actor: dict) -> str:
+    """The partition key: a stable hash of the learner's IFI.
+
+    Hashing keeps personal data (emails) out of Kafka keys, logs and metrics while still
+    sending every fact about one learner to one partition, in order.
+    """
+    return hashlib.sha256(inverse_functional_identifier(actor).encode()).hexdigest()[:32]
+
+
+def activity(activity_id: str, *, name: str | None = None, type_: str | None = None,
+             extensions: dict | None = None) -> dict:
+    definition: dict[str, Any] = {}
+    if name:
+        definition["name"] = {"en-US": name}
+    if type_:
+        definition["type"] = type_
+    if extensions:
+        definition["extensions"] = extensions
+    obj: dict[str, Any] = {"objectType": "Activity", "id": activity_id}
+    if definition:
+        obj["definition"] = definition
+    return obj
+
+
+def statement(
+    actor: dict, verb: Verb, obj: dict, *, authority: dict,
+    registration: str | None = None, parent: dict | None = None, grouping: dict | None = None,
+    context_extensions: dict | None = None, result: dict | None = None,
+    timestamp: datetime | None = None, statement_id: str | None = None,
+) -> dict:
+    moment = format_timestamp(timestamp or utc_now())
+    built: dict[str, Any] = {
+        "id": statement_id or str(uuid.uuid4()),
+        "actor": actor,
+        "verb": verb.as_dict(),
+        "object": obj,
+    }
+    if result:
+        built["result"] = result
+    context: dict[str, Any] = {}
+    if registration:
+        context["registration"] = registration
+    activities = {}
+    if parent:
+        activities["parent"] = [parent]
+    if grouping:
+        activities["grouping"] = [grouping]
+    if activities:
+        context["contextActivities"] = activities
+    if context_extensions:
+        context["extensions"] = context_extensions
+    if context:
+        built["context"] = context
+    built.update(timestamp=moment, stored=moment, authority=authority, version=XAPI_VERSION)
+    return built
+
+
+def encode(stmt: dict) -> bytes:
+    return orjson.dumps(stmt)
+
+
+def decode(raw: bytes | str) -> dict:
+    """Parse one statement from the bus. Cheap structural checks only: the producer
+    validated it; this guards consumers against records they cannot use."""
+    try:
+        stmt = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidStatement(f"not JSON: {exc}") from None
+    if not isinstance(stmt, dict):
+        raise InvalidStatement("a statement must be a JSON object")
+    for required in ("id", "actor", "verb", "object"):
+        if required not in stmt:
+            raise InvalidStatement(f"statement has no {required!r}")
+    try:
+        uuid.UUID(str(stmt["id"]))
+    except ValueError:
+        raise InvalidStatement("statement id is not a UUID") from None
+    if not isinstance(stmt["verb"], dict) or not stmt["verb"].get("id"):
+        raise InvalidStatement("statement verb has no id")
+    inverse_functional_identifier(stmt["actor"])
+    return stmt
+
+
+# Accessors consumers use, so that the statement shape is known in one place.
+
+def verb_id(stmt: dict) -> str:
+    return stmt["verb"]["id"]
+
+
+def object_id(stmt: dict) -> str | None:
+    return stmt["object"].get("id")
+
+
+def object_extensions(stmt: dict) -> dict:
+    return stmt["object"].get("definition", {}).get("extensions", {}) or {}
+
+
+def context_extensions(stmt: dict) -> dict:
+    return stmt.get("context", {}).get("extensions", {}) or {}
+
+
+def registration(stmt: dict) -> str | None:
+    return stmt.get("context", {}).get("registration")
+
+
+def context_activity(stmt: dict, kind: str) -> dict | None:
+    found = stmt.get("context", {}).get("contextActivities", {}).get(kind)
+    if isinstance(found, dict):
+        return found
+    return found[0] if found else None
+
+
+def activity_name(obj: dict | None) -> str | None:
+    if not obj:
+        return None
+    names = obj.get("definition", {}).get("name") or {}
+    return names.get("en-US") or next(iter(names.values()), None)

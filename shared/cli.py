@@ -4,6 +4,8 @@ Run `learnstream --help`, or `learnstream COMMAND --help`.
 """
 from __future__ import annotations
 
+import signal
+
 import click
 
 from shared import bus, db
@@ -24,7 +26,7 @@ def main() -> None:
     pass
 
 
-@main.command(help="Create each service's database if needed and apply its Alembic migrations (all services by default).")
+@main.command(help="Create each service's database if needed and apply its migrations (all services by default).")
 @click.argument("services", nargs=-1, type=service_names)
 def migrate(services):
     for name in _selected(services):
@@ -78,6 +80,40 @@ def rebuild(service, progress):
     finally:
         engine.dispose()
     click.echo(f"{service}: rebuilt from {count} records")
+
+
+@main.command(help="Run every service (gunicorn) and its worker on this machine until Ctrl-C. "
+                   "Expects a broker at KAFKA_BOOTSTRAP_SERVERS (`make run` starts one).")
+def run():
+    import time
+
+    from shared.stack import Stack, ensure_credentials
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    stack = Stack()
+    credentials_file = ensure_credentials(stack.env)
+    click.echo(f"kafka: {stack.settings('enrollment').kafka_bootstrap_servers}; preparing databases and topics...")
+    stack.prepare()
+    try:
+        stack.start()
+        click.echo("\nlearnstream is running:")
+        for name in stack.services:
+            settings = stack.settings(name)
+            click.echo(f"  {name:<14} {stack.url(name)}  (API docs: {stack.url(name)}/openapi.json)  "
+                       f"database: {settings.database_url.split('@')[-1]}")
+        if credentials_file:
+            click.echo(f"  operator credentials (HTTP Basic key:secret) are in {credentials_file}")
+        click.echo("Ctrl-C stops everything.")
+        while (failure := stack.failed()) is None:
+            time.sleep(0.5)
+        raise click.ClickException(failure)
+    except KeyboardInterrupt:
+        click.echo("stopping...")
+    finally:
+        stack.stop()
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ class Settings:
     log_level: str = "INFO"
 
     @classmethod
-    def from_env(cls, service: str, env=os.environ) -> "Settings":
+    def from_env(cls, service: str, env=os.environ) -> Settings:
         if service not in SERVICES:
             raise ValueError(f"unknown service {service!r}")
         return cls(

@@ -32,7 +32,8 @@ Handler = Callable[[Connection, list[dict]], None]
 
 APPLIED = Counter("learnstream_projection_applied_total", "Statements applied to read models", ["service"])
 DUPLICATES = Counter("learnstream_projection_duplicates_total", "Redelivered statements skipped", ["service"])
-DEAD_LETTERS = Counter("learnstream_projection_dead_letters_total", "Records sent to the dead-letter topic", ["service"])
+DEAD_LETTERS = Counter("learnstream_projection_dead_letters_total", "Records sent to the dead-letter topic",
+                       ["service"])
 
 
 @dataclass(frozen=True)

@@ -53,3 +53,14 @@ def header(record_headers, name: str) -> str | None:
         if key == name:
             return value.decode() if isinstance(value, bytes) else value
     return None
+
+
+# Assessment (issue 4): appended as module constants so EventType above stays untouched.
+EventType.FINAL_TEST_DEFINED = "final-test.defined"
+EventType.ATTEMPT_STARTED = "final-test.attempted"
+EventType.ATTEMPT_SCORED = "final-test.scored"
+EventType.ATTEMPT_PASSED = "final-test.passed"
+EventType.ATTEMPT_FAILED = "final-test.failed"
+# What the LRS (issue 3) puts in the event-type header of statements it received from
+# LMSs and players on learnstream.lrs.v1.
+EventType.LRS_STATEMENT = "lrs.statement"

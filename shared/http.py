@@ -14,8 +14,15 @@ from collections.abc import Callable, Iterable
 import sqlalchemy as sa
 from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api, Blueprint, abort
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram,
-                               generate_latest, multiprocess, REGISTRY)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES

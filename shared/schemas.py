@@ -1,7 +1,7 @@
 """marshmallow pieces every service's API uses: paging, timestamps, learners."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -16,16 +16,16 @@ class Timestamp(fields.Field):
         try:
             if len(value) == 10:
                 day = date.fromisoformat(value)
-                return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+                return datetime(day.year, day.month, day.day, tzinfo=UTC)
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise ValidationError("Not a valid date or date-time (ISO 8601).") from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     def _serialize(self, value, attr, obj, **kwargs):
         if value is None:
             return None
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class PageArgs(Schema):

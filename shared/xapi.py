@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -47,17 +47,17 @@ class InvalidStatement(ValueError):
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def format_timestamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_timestamp(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment
 
 
@@ -222,3 +222,14 @@ def activity_name(obj: dict | None) -> str | None:
         return None
     names = obj.get("definition", {}).get("name") or {}
     return names.get("en-US") or next(iter(names.values()), None)
+
+
+# Assessment (issue 4).
+ATTEMPTED = Verb("http://adlnet.gov/expapi/verbs/attempted", "attempted")
+ANSWERED = Verb("http://adlnet.gov/expapi/verbs/answered", "answered")
+SCORED = Verb("http://adlnet.gov/expapi/verbs/scored", "scored")
+PASSED = Verb("http://adlnet.gov/expapi/verbs/passed", "passed")
+FAILED = Verb("http://adlnet.gov/expapi/verbs/failed", "failed")
+ACTIVITY_TYPE_ASSESSMENT = "http://adlnet.gov/expapi/activities/assessment"
+EXT_ATTEMPT = f"{EXT}/attempt"
+EXT_FINAL_TEST = f"{EXT}/final-test"

@@ -78,9 +78,9 @@ class Deployment:
         return stop
 
     def stop_workers(self) -> None:
-        for stop, thread in self._workers:
+        for stop, _ in self._workers:
             stop.set()
-        for stop, thread in self._workers:
+        for _, thread in self._workers:
             thread.join(timeout=30)
         self._workers.clear()
 

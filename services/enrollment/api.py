@@ -5,7 +5,8 @@ from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from services.enrollment import schemas as s, views
+from services.enrollment import schemas as s
+from services.enrollment import views
 from services.enrollment.handlers import EnrollmentService
 from shared.auth import SECURITY, protect
 from shared.errors import DomainError

@@ -81,7 +81,7 @@ class Enrolment:
     withdrawn_at: datetime | None = None
     withdrawal_reason: str | None = None
 
-    def withdraw(self, reason: str | None, now: datetime) -> "Enrolment":
+    def withdraw(self, reason: str | None, now: datetime) -> Enrolment:
         if self.status == WITHDRAWN:
             raise Conflict("the enrolment is already withdrawn")
         return replace(self, status=WITHDRAWN, withdrawn_at=now, withdrawal_reason=reason)

@@ -6,13 +6,13 @@ import csv
 import io
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from marshmallow import ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from services.enrollment import repository, statements, tables as t
+from services.enrollment import repository, statements
+from services.enrollment import tables as t
 from services.enrollment.domain import Cohort, Enrolment, Learner, Programme, enrol
 from shared import db, outbox, xapi
 from shared.config import Settings
@@ -81,7 +81,7 @@ class EnrollmentService:
         raise Conflict(f"the learner is already enrolled in this programme "
                        f"(enrolment {report.already_enrolled[0]})", "email")
 
-    def import_csv(self, cohort_id: str, text: str) -> "ImportReport":
+    def import_csv(self, cohort_id: str, text: str) -> ImportReport:
         """Enrol every valid row; report the others. Rows already enrolled are counted,
         not enrolled again, so importing the same file twice is harmless."""
         learners, rejected = parse_learner_csv(text)
@@ -90,7 +90,7 @@ class EnrollmentService:
         report.rows = len(learners) + len(rejected)
         return report
 
-    def _enrol_many(self, cohort_id: str, learners: list[Learner]) -> "ImportReport":
+    def _enrol_many(self, cohort_id: str, learners: list[Learner]) -> ImportReport:
         now = self.clock()
         report = ImportReport()
         with self.engine.begin() as conn:

@@ -69,5 +69,5 @@ def enrolled_learner_keys(conn: Connection, programme_id: str, keys: list[str]) 
         found.update(dict(conn.execute(
             sa.select(t.enrolments.c.learner_key, t.enrolments.c.id)
             .where(t.enrolments.c.programme_id == programme_id, t.enrolments.c.learner_key.in_(chunk))
-        ).tuples().all()))
+        ).all()))
     return found

@@ -8,8 +8,8 @@ IRI = fields.Url(required=True, require_tld=False, validate=validate.Length(max=
 
 
 class ProgrammeInSchema(Schema):
-    code = fields.Str(required=True, validate=[validate.Length(min=1, max=40),
-                                               validate.Regexp(r"^[A-Za-z0-9_-]+$", error="letters, digits, - and _ only")])
+    code = fields.Str(required=True, validate=[
+        validate.Length(min=1, max=40), validate.Regexp(r"^[A-Za-z0-9_-]+$", error="letters, digits, - and _ only")])
     title = fields.Str(required=True, validate=validate.Length(min=1, max=300))
     required_modules = fields.List(fields.Url(require_tld=False, validate=validate.Length(max=500)),
                                    required=True, validate=validate.Length(min=1, max=200))

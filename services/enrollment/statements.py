@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from services.enrollment.domain import Cohort, Enrolment, Programme
 from shared import xapi
 from shared.events import Event, EventType
-from services.enrollment.domain import Cohort, Enrolment, Programme
 
 AUTHORITY = xapi.service_agent("enrollment")
 

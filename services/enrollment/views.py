@@ -4,7 +4,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from services.enrollment import repository, tables as t
+from services.enrollment import repository
+from services.enrollment import tables as t
 from shared import db
 from shared.errors import NotFound
 

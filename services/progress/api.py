@@ -2,7 +2,8 @@
 from flask import current_app
 from flask_smorest import Blueprint
 
-from services.progress import schemas as s, views
+from services.progress import schemas as s
+from services.progress import views
 from shared.auth import SECURITY, protect
 
 blp = Blueprint("progress", __name__, url_prefix="/",

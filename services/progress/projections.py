@@ -4,7 +4,6 @@ handler also tolerates facts arriving out of order across partitions (a cohort's
 statement may come after its first enrolment)."""
 from __future__ import annotations
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.progress import tables as t

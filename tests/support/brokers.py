@@ -36,7 +36,7 @@ class LocalBroker:
         subprocess.run(["bash", str(KAFKA_SCRIPT), action], env=env, check=True,
                        stdout=subprocess.DEVNULL if action == "stop" else None)
 
-    def start(self) -> "LocalBroker":
+    def start(self) -> LocalBroker:
         self._run("start")
         return self
 

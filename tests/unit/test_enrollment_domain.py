@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -6,7 +6,7 @@ from services.enrollment.domain import ACTIVE, WITHDRAWN, Cohort, Learner, Progr
 from services.enrollment.handlers import parse_learner_csv
 from shared.errors import Conflict, DomainError
 
-T0 = datetime(2026, 11, 2, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 2, tzinfo=UTC)
 
 
 def programme(**overrides):
@@ -24,8 +24,8 @@ def cohort(**overrides):
 
 
 def test_deadline_is_accounts_issued_plus_window():
-    assert deadline_for(programme(), cohort()) == datetime(2026, 11, 12, tzinfo=timezone.utc)
-    assert deadline_for(programme(window_days=3), cohort()) == datetime(2026, 11, 5, tzinfo=timezone.utc)
+    assert deadline_for(programme(), cohort()) == datetime(2026, 11, 12, tzinfo=UTC)
+    assert deadline_for(programme(window_days=3), cohort()) == datetime(2026, 11, 5, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("overrides, field", [
@@ -43,7 +43,7 @@ def test_programme_rules(overrides, field):
 def test_enrol_sets_deadline_and_rejects_foreign_cohort():
     learner = Learner(name="Ana", email="ana@example.org")
     enrolment = enrol("e1", programme(), cohort(), learner, now=T0)
-    assert enrolment.status == ACTIVE and enrolment.deadline == datetime(2026, 11, 12, tzinfo=timezone.utc)
+    assert enrolment.status == ACTIVE and enrolment.deadline == datetime(2026, 11, 12, tzinfo=UTC)
     with pytest.raises(DomainError):
         enrol("e2", programme(), cohort(programme_id="other"), learner, now=T0)
 

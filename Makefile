@@ -1,0 +1,53 @@
+# learnstream: `make run` starts everything on this machine, `make test` proves it.
+# Every target installs what it needs first (virtualenv, Kafka jars).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+KAFKA := deploy/kafka/kafka.sh
+
+.PHONY: help venv run test test-unit test-integration bench lint kafka-up kafka-down migrate clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## create .venv and install learnstream with its dev tools
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+kafka-up: ## start the local single-node Kafka (KRaft) on 127.0.0.1:$${KAFKA_PORT:-9092}
+	bash $(KAFKA) start
+
+kafka-down: ## stop the local Kafka
+	bash $(KAFKA) stop
+
+migrate: venv ## create the databases and apply every migration
+	$(BIN)/learnstream migrate
+
+# make run uses KAFKA_BOOTSTRAP_SERVERS if set, else starts the local broker.
+run: venv ## start Kafka, every service (gunicorn) and worker; prints where each listens
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then bash $(KAFKA) start; fi
+	$(BIN)/learnstream run
+
+test: venv ## the whole suite: unit, then integration and e2e against a real broker and database
+	$(BIN)/pytest
+
+test-unit: venv ## domain tests only (no broker, no database server)
+	$(BIN)/pytest tests/unit
+
+bench: venv ## benchmarks (not part of make test); figures go to stdout and var/bench/
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then bash $(KAFKA) start; fi
+	$(BIN)/python -m bench.enrollment
+
+lint: venv ## ruff
+	$(BIN)/ruff check shared services tests bench
+
+clean: ## remove local state (databases, broker data, metrics); keeps downloaded jars
+	-bash $(KAFKA) stop
+	rm -rf var/db var/kafka/data* var/prometheus var/bench

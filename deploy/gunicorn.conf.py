@@ -1,0 +1,26 @@
+"""gunicorn settings shared by every learnstream service (`learnstream run` passes -c this file).
+
+Sync workers: PERFORMANCE.md measured them steadier than gthread under keep-alive load
+on 2 cores; override with GUNICORN_WORKER_CLASS / WEB_CONCURRENCY after measuring.
+"""
+import os
+
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+timeout = 60
+graceful_timeout = 20
+keepalive = 5
+# No access log by default: Prometheus metrics carry the same numbers without paths,
+# and paths carry identifiers. Errors still go to stderr.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+
+def child_exit(server, worker):
+    # Prometheus multiprocess mode: drop the dead worker's live gauges.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

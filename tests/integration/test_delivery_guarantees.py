@@ -1,0 +1,182 @@
+"""Nothing is lost, nothing is counted twice: broker outages, consumer crashes, poison records."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import sqlalchemy as sa
+from kafka import KafkaProducer
+
+from services.enrollment import tables as enrollment_tables
+from services.progress import tables as progress_tables
+from services.progress.service import SERVICE as PROGRESS
+from shared import db, events, xapi
+from shared.consumer import Projection, ProjectionRunner
+from tests.conftest import Deployment
+from tests.support.brokers import REPO, LocalBroker
+from tests.support.flows import AUTH, cohort_counts, define_cohort, eventually, import_csv, learners_csv, read_topic
+
+
+def _count(engine, table, *where) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(sa.select(sa.func.count()).select_from(table).where(*where))
+
+
+def test_writes_succeed_while_the_broker_is_down_and_are_published_when_it_returns(tmp_path):
+    broker = LocalBroker(tmp_path / "kafka").start()
+    deployment = Deployment(broker.bootstrap, tmp_path)
+    try:
+        enrollment = deployment.app("enrollment").test_client()
+        progress = deployment.app("progress").test_client()
+        _, cohort = define_cohort(enrollment)
+        deployment.start_worker("enrollment")
+        deployment.start_worker("progress")
+        import_csv(enrollment, cohort["id"], learners_csv(30))
+        eventually(lambda: (cohort_counts(progress, cohort["id"]) or {}).get("enrolled") == 30)
+
+        broker.stop()
+        during = import_csv(enrollment, cohort["id"], learners_csv(50, start=30))
+        assert during["enrolled"] == 50
+        first = enrollment.get(f"/enrolments?cohort_id={cohort['id']}&page_size=1", headers=AUTH).json["items"][0]
+        assert enrollment.post(f"/enrolments/{first['id']}/withdrawal", headers=AUTH, json={}).status_code == 200
+        engine = db.create_engine(deployment.settings("enrollment").database_url)
+        time.sleep(3)  # the relay keeps trying against the dead broker meanwhile
+        assert _count(engine, enrollment_tables.outbox, enrollment_tables.outbox.c.published_at.is_(None)) == 51
+
+        broker.start()
+        counts = eventually(lambda: (c := cohort_counts(progress, cohort["id"])) and c["withdrawn"] == 1 and c,
+                            timeout=120, message="all writes made during the outage projected")
+        assert counts["enrolled"] == 79
+        assert _count(engine, enrollment_tables.outbox, enrollment_tables.outbox.c.published_at.is_(None)) == 0
+        engine.dispose()
+        progress_engine = db.create_engine(deployment.settings("progress").database_url)
+        assert _count(progress_engine, progress_tables.learner_enrolments) == 80
+        progress_engine.dispose()
+    finally:
+        deployment.close()
+        broker.stop()
+
+
+class Crash(BaseException):
+    """Stands for the process dying: not an Exception, so nothing in the runner catches it."""
+
+
+def test_a_consumer_that_dies_mid_batch_resumes_with_the_read_model_exactly_right(deployment):
+    enrollment = deployment.app("enrollment").test_client()
+    _, cohort = define_cohort(enrollment)
+    import_csv(enrollment, cohort["id"], learners_csv(300))
+    deployment.start_worker("enrollment")
+    settings = deployment.settings("progress", consumer_max_records=40)
+    engine = db.create_engine(settings.database_url)
+    real = PROGRESS.projection(settings)
+    applied = {"n": 0}
+
+    def dies_half_way(conn, statements):
+        # Write half of this run's rows inside the open transaction, then die.
+        handler = real.handlers[events.EventType.LEARNER_ENROLLED]
+        handler(conn, statements[: len(statements) // 2])
+        applied["n"] += 1
+        if applied["n"] == 3:
+            raise Crash()
+        handler(conn, statements[len(statements) // 2:])
+
+    crashing = Projection(topics=real.topics, tables=real.tables,
+                          handlers={**real.handlers, events.EventType.LEARNER_ENROLLED: dies_half_way})
+    died = threading.Event()
+
+    def run_until_crash():
+        try:
+            ProjectionRunner(settings, engine, crashing, PROGRESS.offsets, PROGRESS.processed).run(threading.Event())
+        except Crash:
+            died.set()
+
+    thread = threading.Thread(target=run_until_crash, daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    assert died.is_set()
+    partial = _count(engine, progress_tables.learner_enrolments)
+    assert 0 < partial < 300 and partial % 40 == 0  # only whole batches survived the crash
+
+    stop = threading.Event()
+    resumed = threading.Thread(
+        target=ProjectionRunner(settings, engine, real, PROGRESS.offsets, PROGRESS.processed).run, args=(stop,))
+    resumed.start()
+    try:
+        eventually(lambda: _count(engine, progress_tables.learner_enrolments) == 300)
+        time.sleep(1)  # anything double-applied would show up now
+        assert _count(engine, progress_tables.learner_enrolments) == 300
+        assert _count(engine, progress_tables.processed_statements) == 300 + 2
+    finally:
+        stop.set()
+        resumed.join(timeout=30)
+        engine.dispose()
+
+
+def test_a_killed_worker_process_loses_and_double_counts_nothing(deployment):
+    enrollment = deployment.app("enrollment").test_client()
+    progress = deployment.app("progress").test_client()
+    _, cohort = define_cohort(enrollment)
+    total = 3000
+    for start in range(0, total, 1000):
+        import_csv(enrollment, cohort["id"], learners_csv(1000, start=start))
+    deployment.start_worker("enrollment")
+    deployment.settings("progress")  # migrated before the worker process starts
+    env = dict(os.environ, **deployment.env, CONSUMER_MAX_RECORDS="100", LOG_LEVEL="WARNING")
+    engine = db.create_engine(deployment.settings("progress").database_url)
+    kills = 0
+    try:
+        while kills < 3:
+            worker = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "progress"], env=env, cwd=REPO)
+            seen = _count(engine, progress_tables.learner_enrolments)
+            eventually(lambda seen=seen: _count(engine, progress_tables.learner_enrolments) > seen, timeout=60)
+            if _count(engine, progress_tables.learner_enrolments) >= total:
+                worker.kill()
+                break
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+            kills += 1
+        worker = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "progress"], env=env, cwd=REPO)
+        eventually(lambda: (cohort_counts(progress, cohort["id"]) or {}).get("enrolled") == total, timeout=120)
+        time.sleep(1)
+        assert _count(engine, progress_tables.learner_enrolments) == total
+        assert _count(engine, progress_tables.processed_statements) == total + 2
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        engine.dispose()
+    assert kills >= 1
+
+
+def test_poison_records_go_to_the_dead_letter_topic_and_consumption_goes_on(deployment):
+    enrollment = deployment.app("enrollment").test_client()
+    progress = deployment.app("progress").test_client()
+    _, cohort = define_cohort(enrollment)
+    deployment.start_worker("enrollment")
+    bootstrap = deployment.env["KAFKA_BOOTSTRAP_SERVERS"]
+    topic = deployment.settings("enrollment").own_topic
+    read_topic(bootstrap, topic, expected=2)  # the topic exists with our partitions
+
+    good = xapi.agent(name="Ana", email="ana@example.org")
+    handler_breaker = xapi.statement(good, xapi.REGISTERED, xapi.activity("https://x.test/p"),
+                                     authority=xapi.service_agent("test"),
+                                     registration="00000000-0000-4000-8000-000000000001")  # no grouping, no ext.
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for value in (b"\x00not json at all", xapi.encode(handler_breaker)):
+        producer.send(topic, key=b"poison", value=value,
+                      headers=events.headers("test", events.EventType.LEARNER_ENROLLED))
+    producer.flush()
+    producer.close()
+    import_csv(enrollment, cohort["id"], learners_csv(5))
+    deployment.start_worker("progress")
+
+    eventually(lambda: (cohort_counts(progress, cohort["id"]) or {}).get("enrolled") == 5)
+    dead = read_topic(bootstrap, deployment.settings("progress").dead_letter_topic, expected=2)
+    reasons = sorted(events.header(r.headers, "dead-letter-reason") for r in dead)
+    assert len(dead) == 2
+    assert reasons[0].startswith("handler failed") and reasons[1].startswith("unparseable statement")
+    assert {r.value for r in dead} == {b"\x00not json at all", xapi.encode(handler_breaker)}
+    assert all(events.header(r.headers, "dead-letter-topic") == topic for r in dead)

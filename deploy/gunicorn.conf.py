@@ -24,3 +24,7 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+# gunicorn 27's control socket defaults to one path per user: several services on one
+# machine would fight over it, and nothing here uses it.
+control_socket_disable = True

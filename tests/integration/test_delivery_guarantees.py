@@ -132,7 +132,7 @@ def test_a_killed_worker_process_loses_and_double_counts_nothing(deployment):
         while kills < 3:
             worker = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "progress"], env=env, cwd=REPO)
             seen = _count(engine, progress_tables.learner_enrolments)
-            eventually(lambda seen=seen: _count(engine, progress_tables.learner_enrolments) > seen, timeout=60)
+            eventually(lambda seen=seen: _count(engine, progress_tables.learner_enrolments) > seen)
             if _count(engine, progress_tables.learner_enrolments) >= total:
                 worker.kill()
                 break
@@ -140,7 +140,7 @@ def test_a_killed_worker_process_loses_and_double_counts_nothing(deployment):
             worker.wait()
             kills += 1
         worker = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "progress"], env=env, cwd=REPO)
-        eventually(lambda: (cohort_counts(progress, cohort["id"]) or {}).get("enrolled") == total, timeout=120)
+        eventually(lambda: (cohort_counts(progress, cohort["id"]) or {}).get("enrolled") == total)
         time.sleep(1)
         assert _count(engine, progress_tables.learner_enrolments) == total
         assert _count(engine, progress_tables.processed_statements) == total + 2

@@ -11,7 +11,7 @@ from tests.conftest import CREDENTIALS
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"ops:{CREDENTIALS['ops']}".encode()).decode()}
 
 
-def eventually(check, timeout: float = 60.0, interval: float = 0.1, message: str = "condition"):
+def eventually(check, timeout: float = 120.0, interval: float = 0.1, message: str = "condition"):
     """Poll until `check()` returns a truthy value (read models follow the bus)."""
     deadline = time.monotonic() + timeout
     last = None
@@ -49,7 +49,7 @@ def import_csv(client, cohort_id: str, text: str) -> dict:
     return response.json
 
 
-def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list:
+def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60.0) -> list:
     """Every record on a topic, read from offset zero, once at least `expected` are there."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                              auto_offset_reset="earliest", consumer_timeout_ms=1000)

@@ -7,10 +7,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 KAFKA := deploy/kafka/kafka.sh
 
-.PHONY: help venv run test test-unit test-integration bench lint kafka-up kafka-down migrate clean
+.PHONY: help system-deps venv run test test-unit bench lint kafka-up kafka-down migrate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+system-deps: ## install missing system packages (Java, Maven, PostgreSQL, Chromium) with apt
+	bash deploy/system-deps.sh
 
 venv: $(STAMP) ## create .venv and install learnstream with its dev tools
 
@@ -31,11 +34,11 @@ migrate: venv ## create the databases and apply every migration
 	$(BIN)/learnstream migrate
 
 # make run uses KAFKA_BOOTSTRAP_SERVERS if set, else starts the local broker.
-run: venv ## start Kafka, every service (gunicorn) and worker; prints where each listens
+run: system-deps venv ## start Kafka, every service (gunicorn) and worker; prints where each listens
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then bash $(KAFKA) start; fi
 	$(BIN)/learnstream run
 
-test: venv ## the whole suite: unit, then integration and e2e against a real broker and database
+test: system-deps venv ## the whole suite: unit, then integration and e2e against a real broker and database
 	$(BIN)/pytest
 
 test-unit: venv ## domain tests only (no broker, no database server)
@@ -44,6 +47,7 @@ test-unit: venv ## domain tests only (no broker, no database server)
 bench: venv ## benchmarks (not part of make test); figures go to stdout and var/bench/
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then bash $(KAFKA) start; fi
 	$(BIN)/python -m bench.enrollment
+	$(BIN)/python -m bench.certification
 
 lint: venv ## ruff
 	$(BIN)/ruff check shared services tests bench

@@ -64,3 +64,6 @@ EventType.ATTEMPT_FAILED = "final-test.failed"
 # What the LRS (issue 3) puts in the event-type header of statements it received from
 # LMSs and players on learnstream.lrs.v1.
 EventType.LRS_STATEMENT = "lrs.statement"
+# Certification (issue 5).
+EventType.CERTIFICATE_EARNED = "certificate.earned"
+EventType.CERTIFICATE_REVOKED = "certificate.revoked"

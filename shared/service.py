@@ -27,12 +27,14 @@ class ServiceSpec:
     offsets: sa.Table | None = None
     processed: sa.Table | None = None
     projection: Callable[[Settings], Projection] | None = None
+    # The producer name of the topic the outbox feeds, when not the service's own.
+    produces: str | None = None
 
     def topics(self, settings: Settings) -> list[str]:
         """Every topic this service touches: the one it produces, those it consumes, its dead letters."""
         topics = []
         if self.outbox is not None:
-            topics.append(settings.own_topic)
+            topics.append(settings.topic(self.produces) if self.produces else settings.own_topic)
         if self.projection is not None:
             topics += self.projection(settings).topics + [settings.dead_letter_topic]
         return list(dict.fromkeys(topics))

@@ -233,3 +233,13 @@ FAILED = Verb("http://adlnet.gov/expapi/verbs/failed", "failed")
 ACTIVITY_TYPE_ASSESSMENT = "http://adlnet.gov/expapi/activities/assessment"
 EXT_ATTEMPT = f"{EXT}/attempt"
 EXT_FINAL_TEST = f"{EXT}/final-test"
+
+# Certification (issue 5). `earned` is the xAPI registry's; `revoked` is ours (docs/events.md).
+EARNED = Verb("http://id.tincanapi.com/verb/earned", "earned")
+REVOKED = Verb(f"{PROJECT_IRI}/verbs/revoked", "revoked")
+COMPLETED = Verb("http://adlnet.gov/expapi/verbs/completed", "completed")
+SATISFIED = Verb("https://w3id.org/xapi/adl/verbs/satisfied", "satisfied")
+VOIDED = Verb("http://adlnet.gov/expapi/verbs/voided", "voided")
+ACTIVITY_TYPE_CERTIFICATE = "http://id.tincanapi.com/activitytype/certificate"
+EXT_CERTIFICATE = f"{EXT}/certificate"
+EXT_LEARNER = f"{EXT}/learner"

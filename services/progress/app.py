@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Flask
 
 from services.progress.api import blp
+from services.progress.lrs.api import bp as lrs_bp
 from shared import db
 from shared.config import Settings
 from shared.http import create_service_app
@@ -14,8 +15,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env("progress")
     configure_logging(settings.service, settings.log_level)
     engine = db.create_engine(settings.database_url)
-    return create_service_app(
+    app = create_service_app(
         settings, engine, title="learnstream progress",
         description="Learner and cohort progress, projected from the learnstream topics.",
         blueprints=[blp],
     )
+    app.register_blueprint(lrs_bp)  # the xAPI LRS: its own auth, errors and content types
+    return app

@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Connection
 
 from services.progress import tables as t
+from services.progress.lrs.projection import AlsoStoredInLrs
 from shared import db, xapi
 from shared.config import Settings
 from shared.consumer import Projection
@@ -95,4 +96,6 @@ READ_MODELS = [t.programmes, t.cohorts, t.learner_enrolments]
 
 
 def projection(settings: Settings) -> Projection:
-    return Projection(topics=[settings.topic("enrollment")], handlers=HANDLERS, tables=READ_MODELS)
+    # Every statement on these topics is also stored in the LRS (issue 3), whatever its type.
+    topics = [settings.topic("enrollment"), settings.topic("assessment"), settings.topic("certification")]
+    return Projection(topics=topics, handlers=AlsoStoredInLrs(HANDLERS), tables=READ_MODELS)

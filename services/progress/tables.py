@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from shared.consumer import define_consumer_tables
 from shared.db import UtcDateTime
+from shared.outbox import define_outbox
 
 metadata = sa.MetaData()
 consumer_offsets, processed_statements = define_consumer_tables(metadata)
@@ -47,3 +48,7 @@ learner_enrolments = sa.Table(
     sa.Column("withdrawn_at", UtcDateTime(), nullable=True),
     sa.Index("ix_learner_enrolments_cohort_status", "cohort_id", "status"),
 )
+
+# The LRS (issue 3): its outbox publishes statements it receives to learnstream.lrs.v1.
+outbox = define_outbox(metadata)
+from services.progress.lrs import tables as lrs_tables  # noqa: E402,F401  (registers the LRS tables)

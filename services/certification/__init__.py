@@ -1,0 +1,1 @@
+"""Certification: issuance rules, certificates, public verification, revocation (issue 5)."""

@@ -1,0 +1,72 @@
+"""Bulk exports of a cohort's certificates: a CSV list, and a zip of PDFs with the list.
+
+Both stream: a cohort of thousands is written out as it is read and rendered, never
+held in memory whole.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable, Iterator
+
+from services.certification import pdf
+
+CSV_COLUMNS = ("number", "status", "learner_name", "organisation", "programme_code", "programme_title",
+               "cohort_name", "issued_on", "revoked_on", "verification_url", "registration")
+
+
+def _cell(value) -> str:
+    text = "" if value is None else str(value)
+    # Spreadsheets run cells starting with these as formulas; names come from CSV imports.
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _csv_row(cert: dict) -> list[str]:
+    values = dict(cert, issued_on=cert["issued_at"].date().isoformat(),
+                  revoked_on=cert["revoked_at"].date().isoformat() if cert["revoked_at"] else None)
+    return [_cell(values.get(column)) for column in CSV_COLUMNS]
+
+
+def csv_lines(certs: Iterable[dict]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for cert in certs:
+        writer.writerow(_csv_row(cert))
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+class _Sink(io.RawIOBase):
+    """A write-only, unseekable stream: zipfile then writes sizes after each member."""
+
+    def __init__(self):
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def drain(self) -> bytes:
+        data, self.chunks = b"".join(self.chunks), []
+        return data
+
+
+def zip_stream(certs: Iterable[dict]) -> Iterator[bytes]:
+    """certificates/<number>.pdf for each certificate, then certificates.csv."""
+    sink = _Sink()
+    listed = []
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:  # PDFs are compressed already
+        for cert in certs:
+            archive.writestr(f"certificates/{cert['number']}.pdf", pdf.render(cert, cert["verification_url"]))
+            listed.append(cert)
+            yield sink.drain()
+        archive.writestr("certificates.csv", "".join(csv_lines(listed)).encode("utf-8-sig"))
+    yield sink.drain()

@@ -1,0 +1,108 @@
+"""The read side of certification's API: listings, search, exports and verification."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from services.certification import tables as t
+from services.certification.config import verification_url
+from services.certification.domain import ACTIVE, REVOKED
+from shared import db
+from shared.errors import NotFound
+
+c = t.certificates
+
+
+def certificate_view(row, public_url: str) -> dict:
+    item = row._asdict()
+    for internal in ("actor", "programme_activity", "cohort_activity"):
+        item.pop(internal, None)
+    item["status"] = REVOKED if item["revoked_at"] else ACTIVE
+    item["verification_url"] = verification_url(public_url, item["verification_code"])
+    return item
+
+
+def _filtered(args: dict) -> sa.Select:
+    query = sa.select(c)
+    for name in ("programme_id", "programme_code", "cohort_id", "organisation"):
+        if args.get(name) is not None:
+            query = query.where(c.c[name] == args[name])
+    if args.get("status") == ACTIVE:
+        query = query.where(c.c.revoked_at.is_(None))
+    elif args.get("status") == REVOKED:
+        query = query.where(c.c.revoked_at.is_not(None))
+    if args.get("issued_from") is not None:
+        query = query.where(c.c.issued_at >= args["issued_from"])
+    if args.get("issued_to") is not None:
+        query = query.where(c.c.issued_at < args["issued_to"])
+    if args.get("q"):
+        pattern = f"%{args['q'].lower()}%"
+        query = query.where(sa.or_(sa.func.lower(c.c.learner_name).like(pattern),
+                                   sa.func.lower(c.c.number).like(pattern)))
+    return query
+
+
+def certificates(engine: Engine, args: dict, public_url: str) -> dict:
+    page, size = args["page"], args["page_size"]
+    query = _filtered(args)
+    with db.reading(engine) as conn:
+        total = conn.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+        rows = conn.execute(query.order_by(c.c.issued_at, c.c.number).limit(size).offset((page - 1) * size)).all()
+    return {"items": [certificate_view(row, public_url) for row in rows], "page": page, "page_size": size,
+            "total": total}
+
+
+def certificate(engine: Engine, certificate_id: str, public_url: str) -> dict:
+    with db.reading(engine) as conn:
+        row = conn.execute(sa.select(c).where(c.c.id == certificate_id)).first()
+    if row is None:
+        raise NotFound(f"no certificate {certificate_id}")
+    return certificate_view(row, public_url)
+
+
+def cohort_certificates(engine: Engine, cohort_id: str, status: str, public_url: str, batch: int = 500):
+    """Every certificate of a cohort, in number order, read in batches (exports stream)."""
+    query = _filtered({"cohort_id": cohort_id, "status": None if status == "all" else status})
+    last = ""
+    while True:
+        with db.reading(engine) as conn:
+            rows = conn.execute(query.where(c.c.number > last).order_by(c.c.number).limit(batch)).all()
+        if not rows:
+            return
+        yield from (certificate_view(row, public_url) for row in rows)
+        last = rows[-1].number
+
+
+def verification(engine: Engine, code: str) -> dict:
+    """valid / revoked / unknown, and only what a verifier needs."""
+    with db.reading(engine) as conn:
+        row = conn.execute(sa.select(c.c.number, c.c.learner_name, c.c.programme_title, c.c.issued_at,
+                                     c.c.revoked_at).where(c.c.verification_code == code)).first()
+    if row is None or row.number is None:
+        return {"status": "unknown"}
+    found = {"status": "revoked" if row.revoked_at else "valid", "number": row.number, "name": row.learner_name,
+             "programme": row.programme_title, "issued_on": row.issued_at.date()}
+    if row.revoked_at:
+        found["revoked_on"] = row.revoked_at.date()
+    return found
+
+
+def standings(engine: Engine, args: dict) -> dict:
+    e = t.learner_enrolments
+    page, size = args["page"], args["page_size"]
+    query = sa.select(e)
+    for name in ("programme_id", "cohort_id", "standing"):
+        if args.get(name) is not None:
+            query = query.where(e.c[name] == args[name])
+    with db.reading(engine) as conn:
+        total = conn.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+        rows = conn.execute(query.order_by(e.c.registration).limit(size).offset((page - 1) * size)).all()
+    return {"items": [row._asdict() for row in rows], "page": page, "page_size": size, "total": total}
+
+
+def rules(engine: Engine, programme_id: str) -> dict:
+    with db.reading(engine) as conn:
+        row = conn.execute(sa.select(t.programme_rules).where(t.programme_rules.c.programme_id == programme_id)).first()
+    if row is None:
+        return {"programme_id": programme_id, "grace_days": 0, "updated_at": None, "updated_by": None}
+    return row._asdict()

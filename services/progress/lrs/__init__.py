@@ -1,0 +1,1 @@
+"""The xAPI Learning Record Store (issue 3): statements, documents, credentials."""

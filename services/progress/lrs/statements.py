@@ -1,0 +1,462 @@
+"""Storing, voiding and querying statements.
+
+`prepare` completes client statements (id, stored, authority, version, timestamp);
+`store` writes them, their index rows, activity definitions, voiding marks and outbox
+rows in the caller's transaction; `query` answers GET /statements. No Flask here.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from services.progress.lrs import tables as t
+from services.progress.lrs.validation import V2, VOIDED, Invalid, comparable, new_id
+from shared import db, outbox, xapi
+from shared.events import Event, EventType
+
+MAX_PAGE = 500
+
+
+class Conflict(Exception):
+    """A statement id already stored with different content (HTTP 409)."""
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def agent_key(agent: dict) -> str:
+    """The hash an Agent or identified Group is indexed by (its IFI, normalised)."""
+    if agent.get("mbox"):
+        ifi = "mbox:" + agent["mbox"].lower()
+    elif agent.get("mbox_sha1sum"):
+        ifi = "mbox_sha1sum:" + agent["mbox_sha1sum"].lower()
+    elif agent.get("openid"):
+        ifi = "openid:" + agent["openid"]
+    elif isinstance(agent.get("account"), dict):
+        ifi = f"account:{agent['account'].get('homePage')}|{agent['account'].get('name')}"
+    else:  # an anonymous group: its members identify it
+        ifi = "group:" + ",".join(sorted(agent_key(m) for m in agent.get("member") or ()))
+    return digest(ifi)
+
+
+def activity_key(activity_id: str) -> str:
+    return digest(activity_id)
+
+
+# --- writing --------------------------------------------------------------------------
+
+def prepare(statement: dict, *, authority: dict, version: str, stored: datetime) -> dict:
+    """The statement as the LRS stores it (the client's content plus what the LRS sets)."""
+    stored_text = xapi.format_timestamp(stored)
+    statement["id"] = statement["id"].lower() if "id" in statement else new_id()
+    statement.pop("objectType", None)
+    _arrays_of_context_activities(statement)
+    if statement["object"].get("objectType") == "SubStatement":
+        _arrays_of_context_activities(statement["object"])
+    statement["stored"] = stored_text
+    statement.setdefault("timestamp", stored_text)
+    statement["authority"] = authority
+    statement.setdefault("version", "2.0.0" if version == V2 else "1.0.0")
+    return statement
+
+
+def _arrays_of_context_activities(statement: dict) -> None:
+    """An LRS returns each context activity list as an array, even when sent as one object."""
+    activities = (statement.get("context") or {}).get("contextActivities")
+    if activities:
+        for key, value in activities.items():
+            if isinstance(value, dict):
+                activities[key] = [value]
+
+
+def _same(old: dict, new: dict) -> bool:
+    """Whether a statement sent again is the one stored (ignoring what the LRS sets)."""
+    ignored = {"stored", "authority", "version"}
+    if new.get("timestamp") == new.get("stored") or old.get("timestamp") == old.get("stored"):
+        ignored.add("timestamp")  # set by the LRS, not by the client
+    old_c = comparable({k: v for k, v in old.items() if k not in ignored})
+    new_c = comparable({k: v for k, v in new.items() if k not in ignored})
+    return old_c == new_c and old.get("attachments") == new.get("attachments")
+
+
+def _context_activities(context: dict) -> list[dict]:
+    found = []
+    for items in (context.get("contextActivities") or {}).values():
+        found += items if isinstance(items, list) else [items]
+    return found
+
+
+def _context_agents(context: dict) -> list[dict]:
+    found = [context[k] for k in ("instructor", "team") if k in context]
+    found += [item["agent"] for item in context.get("contextAgents") or () if "agent" in item]
+    found += [item["group"] for item in context.get("contextGroups") or () if "group" in item]
+    return found
+
+
+def _agents_and_members(agent: dict) -> list[dict]:
+    found = [agent] if any(k in agent for k in ("mbox", "mbox_sha1sum", "openid", "account")) else []
+    return found + list(agent.get("member") or ())
+
+
+def index_rows(statement: dict, seq: int) -> list[dict]:
+    """Which agents and activities a statement mentions (for the agent/activity filters)."""
+    keys: set[tuple[str, str]] = set()
+    obj = statement["object"]
+    kind = obj.get("objectType", "Activity")
+
+    def add_agent(agent, direct):
+        for found in _agents_and_members(agent):
+            key = agent_key(found)
+            keys.add(("a", key))
+            if direct:
+                keys.add(("A", key))
+
+    add_agent(statement["actor"], True)
+    if kind in ("Agent", "Group"):
+        add_agent(obj, True)
+    elif kind == "Activity":
+        keys.add(("C", activity_key(obj["id"])))
+        keys.add(("c", activity_key(obj["id"])))
+    for part in (statement, obj if kind == "SubStatement" else {}):
+        context = part.get("context") or {}
+        for act in _context_activities(context):
+            keys.add(("c", activity_key(act["id"])))
+        for agent in _context_agents(context):
+            add_agent(agent, False)
+    if "authority" in statement:
+        add_agent(statement["authority"], False)
+        keys.add(("U", agent_key(statement["authority"])))
+    if kind == "SubStatement":
+        add_agent(obj["actor"], False)
+        inner = obj["object"]
+        if inner.get("objectType", "Activity") == "Activity":
+            keys.add(("c", activity_key(inner["id"])))
+        elif inner.get("objectType") in ("Agent", "Group"):
+            add_agent(inner, False)
+    return [{"kind": k, "hash": h, "statement_seq": seq} for k, h in keys]
+
+
+def _activities_in(statement: dict) -> list[dict]:
+    obj = statement["object"]
+    found = []
+    if obj.get("objectType", "Activity") == "Activity":
+        found.append(obj)
+    found += _context_activities(statement.get("context") or {})
+    if obj.get("objectType") == "SubStatement":
+        found += _activities_in(obj)
+    return [a for a in found if a.get("definition")]
+
+
+def _merge_definition(old: dict, new: dict) -> dict:
+    merged = dict(old)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key in ("name", "description"):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _update_activities(conn: Connection, statements: list[dict]) -> None:
+    definitions: dict[str, tuple[str, dict]] = {}
+    for statement in statements:
+        for act in _activities_in(statement):
+            key = activity_key(act["id"])
+            old = definitions.get(key, (act["id"], {}))[1]
+            definitions[key] = (act["id"], _merge_definition(old, act["definition"]))
+    if not definitions:
+        return
+    existing = dict(conn.execute(sa.select(t.activities.c.hash, t.activities.c.definition)
+                                 .where(t.activities.c.hash.in_(list(definitions)))).all())
+    rows = []
+    for key, (activity_id, definition) in definitions.items():
+        if key in existing:
+            definition = _merge_definition(orjson.loads(existing[key]), definition)
+        rows.append({"hash": key, "id": activity_id, "definition": orjson.dumps(definition)})
+    db.upsert(conn, t.activities, sorted(rows, key=lambda r: r["hash"]), ["hash"])
+
+
+def store(conn: Connection, statements: list[dict], *, lrs_outbox: sa.Table | None, topic: str | None,
+          from_bus: bool = False) -> list[str]:
+    """Write prepared statements; return their ids. Raises Conflict (409) on an id stored
+    with other content. Statements already stored unchanged are accepted and skipped.
+    `from_bus`: statements other services published (no outbox, duplicates ignored)."""
+    ids = [s["id"] for s in statements]
+    if len(set(ids)) != len(ids):
+        raise Invalid("the same statement id appears twice in one request")
+    existing = {row.id: row.payload for row in conn.execute(
+        sa.select(t.statements.c.id, t.statements.c.payload).where(t.statements.c.id.in_(ids)))}
+    fresh = []
+    for statement in statements:
+        old = existing.get(statement["id"])
+        if old is None:
+            fresh.append(statement)
+        elif not from_bus and not _same(orjson.loads(old), statement):
+            raise Conflict(f"statement {statement['id']} already exists with other content")
+    if not fresh:
+        return ids
+    rows = []
+    for statement in fresh:
+        obj = statement["object"]
+        stored = xapi.parse_timestamp(statement["stored"])
+        rows.append({
+            "id": statement["id"], "stored": stored, "verb_id": statement["verb"]["id"],
+            "verb_hash": digest(statement["verb"]["id"]),
+            "registration": (statement.get("context") or {}).get("registration", "").lower() or None,
+            "object_ref": obj["id"].lower() if obj.get("objectType") == "StatementRef" else None,
+            "voided": False, "payload": orjson.dumps(statement),
+        })
+    seqs = list(conn.scalars(t.statements.insert().returning(t.statements.c.seq, sort_by_parameter_order=True),
+                             rows))
+    index = [row for statement, seq in zip(fresh, seqs, strict=True) for row in index_rows(statement, seq)]
+    conn.execute(t.statement_index.insert(), index)
+    _apply_voiding(conn, fresh)
+    _update_activities(conn, fresh)
+    if lrs_outbox is not None and not from_bus:
+        outbox.append(conn, lrs_outbox, topic, [Event(EventType.LRS_STATEMENT, s) for s in fresh])
+    return ids
+
+
+def _apply_voiding(conn: Connection, fresh: list[dict]) -> None:
+    targets = [s["object"]["id"].lower() for s in fresh if s["verb"]["id"] == VOIDED]
+    if targets:
+        # A voiding statement never voids another voiding statement.
+        conn.execute(t.statements.update()
+                     .where(t.statements.c.id.in_(targets), t.statements.c.verb_id != VOIDED)
+                     .values(voided=True))
+    # A statement arriving after the statement voiding it (possible when consuming topics).
+    plain = [s["id"] for s in fresh if s["verb"]["id"] != VOIDED]
+    if plain:
+        voiders = sa.select(t.statements.c.object_ref).where(
+            t.statements.c.object_ref.in_(plain), t.statements.c.verb_id == VOIDED)
+        conn.execute(t.statements.update().where(t.statements.c.id.in_(voiders)).values(voided=True))
+
+
+# --- reading --------------------------------------------------------------------------
+
+def get_one(conn: Connection, statement_id: str, *, voided: bool) -> tuple[dict, datetime] | None:
+    row = conn.execute(sa.select(t.statements.c.payload, t.statements.c.stored, t.statements.c.voided)
+                       .where(t.statements.c.id == statement_id.lower())).first()
+    if row is None or row.voided != voided:
+        return None
+    return orjson.loads(row.payload), row.stored
+
+
+@dataclass
+class Filters:
+    agent: dict | None = None
+    verb: str | None = None
+    activity: str | None = None
+    registration: str | None = None
+    related_activities: bool = False
+    related_agents: bool = False
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 0
+    ascending: bool = False
+
+
+def _encode_cursor(data: dict) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(data)).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> dict:
+    try:
+        return orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        raise Invalid("more: not a page token this LRS issued") from None
+
+
+def query(conn: Connection, filters: Filters, cursor: dict | None = None,
+          authority: dict | None = None) -> tuple[list[dict], dict | None]:
+    """One page of statements (not voided), newest stored first unless ascending; and the
+    cursor for the next page, if there is one. `authority`: only statements it stored."""
+    s = t.statements
+    q = sa.select(s.c.seq, s.c.payload, s.c.stored).where(s.c.voided.is_(False))
+    if authority is not None:
+        q = q.where(s.c.seq.in_(_indexed(s, "U", agent_key(authority))))
+    matching = _matching(s, filters)
+    if matching:
+        # A statement whose StatementRef targets a matching statement matches too (xAPI
+        # 2.1.3 filter rules), even when the target is voided: one and two links deep.
+        first, second = t.statements.alias("target"), t.statements.alias("target2")
+        targets = sa.select(first.c.id).where(*_matching(first, filters))
+        via = sa.select(second.c.id).where(second.c.object_ref.in_(targets))
+        q = q.where(sa.or_(sa.and_(*matching), s.c.object_ref.in_(targets), s.c.object_ref.in_(via)))
+    if filters.since is not None:
+        q = q.where(s.c.stored > filters.since)
+    if filters.until is not None:
+        q = q.where(s.c.stored <= filters.until)
+    if cursor:
+        after = (datetime.fromisoformat(cursor["stored"]), cursor["seq"])
+        if filters.ascending:
+            q = q.where(sa.tuple_(s.c.stored, s.c.seq) > after)
+        else:
+            q = q.where(sa.tuple_(s.c.stored, s.c.seq) < after)
+    order = (s.c.stored.asc(), s.c.seq.asc()) if filters.ascending else (s.c.stored.desc(), s.c.seq.desc())
+    limit = min(filters.limit or MAX_PAGE, MAX_PAGE)
+    rows = conn.execute(q.order_by(*order).limit(limit + 1)).all()
+    page = [orjson.loads(row.payload) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = {"stored": last.stored.isoformat(), "seq": last.seq}
+    return page, next_cursor
+
+
+def _indexed(table, kind: str, key: str):
+    return sa.select(t.statement_index.c.statement_seq).where(
+        t.statement_index.c.kind == kind, t.statement_index.c.hash == key)
+
+
+def _matching(table, filters: Filters) -> list:
+    clauses = []
+    if filters.agent is not None:
+        clauses.append(table.c.seq.in_(_indexed(table, "a" if filters.related_agents else "A",
+                                                agent_key(filters.agent))))
+    if filters.activity is not None:
+        clauses.append(table.c.seq.in_(_indexed(table, "c" if filters.related_activities else "C",
+                                                activity_key(filters.activity))))
+    if filters.verb is not None:
+        clauses.append(table.c.verb_hash == digest(filters.verb))
+    if filters.registration is not None:
+        clauses.append(table.c.registration == filters.registration.lower())
+    return clauses
+
+
+def encode_cursor(filters: Filters, cursor: dict, params: dict) -> str:
+    return _encode_cursor({"p": params, "c": cursor})
+
+
+# --- formats --------------------------------------------------------------------------
+
+def _ids_actor(agent: dict) -> dict:
+    out = {"objectType": agent.get("objectType", "Agent")}
+    for key in ("mbox", "mbox_sha1sum", "openid", "account"):
+        if key in agent:
+            out[key] = agent[key]
+            break
+    if out["objectType"] == "Group" and "member" in agent:
+        out["member"] = [_ids_actor(m) for m in agent["member"]]
+    return out
+
+
+def _ids_object(obj: dict) -> dict:
+    kind = obj.get("objectType", "Activity")
+    if kind == "Activity":
+        return {"id": obj["id"]}
+    if kind in ("Agent", "Group"):
+        return _ids_actor(obj)
+    if kind == "SubStatement":
+        return _ids_statement(obj)
+    return obj
+
+
+def _ids_context(context: dict) -> dict:
+    out = dict(context)
+    for key in ("instructor", "team"):
+        if key in out:
+            out[key] = _ids_actor(out[key])
+    if "contextActivities" in out:
+        out["contextActivities"] = {
+            k: [_ids_object(a) for a in (v if isinstance(v, list) else [v])]
+            for k, v in out["contextActivities"].items()}
+    if "contextAgents" in out:
+        out["contextAgents"] = [{**c, "agent": _ids_actor(c["agent"])} for c in out["contextAgents"]]
+    if "contextGroups" in out:
+        out["contextGroups"] = [{**c, "group": _ids_actor(c["group"])} for c in out["contextGroups"]]
+    return out
+
+
+def _ids_statement(statement: dict) -> dict:
+    out = dict(statement)
+    out["actor"] = _ids_actor(statement["actor"])
+    out["verb"] = {"id": statement["verb"]["id"]}
+    out["object"] = _ids_object(statement["object"])
+    if "context" in out:
+        out["context"] = _ids_context(out["context"])
+    if "authority" in out:
+        out["authority"] = _ids_actor(out["authority"])
+    return out
+
+
+def _pick_language(mapping: dict, languages: list[str]) -> dict:
+    if not mapping:
+        return mapping
+    lowered = {k.lower(): k for k in mapping}
+    for wanted in languages:
+        wanted = wanted.lower()
+        if wanted == "*":
+            break
+        if wanted in lowered:
+            return {lowered[wanted]: mapping[lowered[wanted]]}
+        for key_lower, key in lowered.items():
+            if key_lower.split("-")[0] == wanted.split("-")[0]:
+                return {key: mapping[key]}
+    first = next(iter(mapping))
+    return {first: mapping[first]}
+
+
+def _canonical(value, languages: list[str], parent: str | None = None):
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key in ("display", "name", "description") and isinstance(item, dict) and parent != "extensions":
+                out[key] = _pick_language(item, languages)
+            elif key == "extensions":
+                out[key] = item
+            else:
+                out[key] = _canonical(item, languages, key)
+        return out
+    if isinstance(value, list):
+        return [_canonical(item, languages, parent) for item in value]
+    return value
+
+
+def formatted(statement: dict, fmt: str, languages: list[str]) -> dict:
+    if fmt == "ids":
+        return _ids_statement(statement)
+    if fmt == "canonical":
+        return _canonical(statement, languages)
+    return statement
+
+
+def attachment_hashes(statements: list[dict]) -> list[str]:
+    hashes = []
+    for statement in statements:
+        for part in (statement, statement["object"] if statement["object"].get("objectType") == "SubStatement"
+                     else {}):
+            for attachment in part.get("attachments") or ():
+                if "fileUrl" not in attachment or True:
+                    hashes.append(attachment["sha2"])
+    return list(dict.fromkeys(hashes))
+
+
+def load_attachments(conn: Connection, hashes: list[str]) -> list:
+    if not hashes:
+        return []
+    return conn.execute(sa.select(t.attachments).where(t.attachments.c.sha2.in_(hashes))).all()
+
+
+def save_attachments(conn: Connection, parts: list[tuple[str, str, bytes]]) -> None:
+    rows = [{"sha2": sha2, "content_type": ctype, "content": content} for sha2, ctype, content in parts]
+    db.insert_ignoring_duplicates(conn, t.attachments, rows, ["sha2"])
+
+
+def activity_definition(conn: Connection, activity_id: str) -> dict | None:
+    row = conn.execute(sa.select(t.activities.c.definition)
+                       .where(t.activities.c.hash == activity_key(activity_id))).first()
+    return None if row is None else orjson.loads(row.definition)
+
+
+def known_activity(conn: Connection, activity_id: str) -> bool:
+    return conn.execute(sa.select(t.statement_index.c.statement_seq).where(
+        t.statement_index.c.kind == "c", t.statement_index.c.hash == activity_key(activity_id)).limit(1)).first() \
+        is not None

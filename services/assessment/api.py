@@ -1,0 +1,175 @@
+"""Assessment HTTP routes: thin; shapes in schemas.py, rules in domain.py and handlers.py.
+
+Every route needs operator credentials, the learner-facing attempt routes too: until
+learners have their own sign-in, the learning portal calls them on a learner's behalf.
+"""
+from __future__ import annotations
+
+from flask import current_app, g, request
+from flask_smorest import Blueprint, abort
+from marshmallow import ValidationError
+
+from services.assessment import schemas as s
+from services.assessment import views
+from services.assessment.handlers import AssessmentService
+from shared.auth import SECURITY, protect
+from shared.errors import DomainError
+from shared.http import accepts_any_body
+
+blp = Blueprint("assessment", __name__, url_prefix="/",
+                description="Final tests, attempts and results (operator credentials required)")
+protect(blp)
+
+
+def _service() -> AssessmentService:
+    return current_app.extensions["assessment"]
+
+
+def _engine():
+    return _service().engine
+
+
+@blp.route("/programmes/<programme_id>/question-bank", methods=["POST"])
+@blp.doc(security=SECURITY, requestBody={
+    "required": True,
+    "description": "JSON {\"questions\": [...]} (see BankIn), or CSV (text/csv, or the `file` field of a "
+                   "multipart form) with columns id, type, topic, text, options, correct; several options "
+                   "or correct answers are separated by '|'.",
+    "content": {"application/json": {"schema": {"type": "object", "properties": {"questions": {
+                    "type": "array", "items": {"type": "object", "description": "id, text, type (single_choice, "
+                    "multiple_choice, true_false), topic, options, correct"}}}}},
+                "text/csv": {"schema": {"type": "string"}},
+                "multipart/form-data": {"schema": {"type": "object", "properties": {
+                    "file": {"type": "string", "format": "binary"}}}}},
+})
+@blp.response(201, s.BankSchema)
+@accepts_any_body
+def import_bank(programme_id):
+    """Import a new version of the programme's question bank; 422 names every bad question"""
+    if request.is_json:
+        try:
+            data = s.BankInSchema().load(request.get_json(silent=True) or {})
+        except ValidationError as exc:
+            abort(422, message="the question bank is not valid", errors={"json": exc.messages})
+        return _service().import_bank(programme_id, data["questions"], g.operator)
+    return _service().import_bank_csv(programme_id, _csv_text(), g.operator)
+
+
+def _csv_text() -> str:
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise DomainError("send the CSV as the 'file' field of the form", "file")
+        raw = upload.read()
+    elif request.mimetype in ("text/csv", "text/plain", "application/csv"):
+        raw = request.get_data()
+    else:
+        abort(415, message="send the bank as application/json, text/csv or multipart/form-data")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DomainError(f"the CSV is not UTF-8 (byte {exc.start})", "file") from None
+
+
+@blp.route("/programmes/<programme_id>/question-bank", methods=["GET"])
+@blp.doc(security=SECURITY)
+@blp.response(200, s.BankSchema)
+def get_bank(programme_id):
+    """The newest version of the programme's question bank, answers included"""
+    return views.latest_bank(_engine(), programme_id)
+
+
+@blp.route("/programmes/<programme_id>/question-bank/versions/<int:version>", methods=["GET"])
+@blp.doc(security=SECURITY)
+@blp.response(200, s.BankSchema)
+def get_bank_version(programme_id, version):
+    """One version of the programme's question bank"""
+    return views.bank_version(_engine(), programme_id, version)
+
+
+@blp.route("/programmes/<programme_id>/final-test", methods=["PUT"])
+@blp.doc(security=SECURITY)
+@blp.arguments(s.FinalTestInSchema)
+@blp.response(200, s.FinalTestSchema)
+def define_final_test(data, programme_id):
+    """Define (or replace) the final test: questions drawn, time limit, pass mark, attempts, best or last"""
+    return _service().define_final_test(programme_id, data, g.operator)
+
+
+@blp.route("/programmes/<programme_id>/final-test", methods=["GET"])
+@blp.doc(security=SECURITY)
+@blp.response(200, s.FinalTestSchema)
+def get_final_test(programme_id):
+    """The programme's final-test definition"""
+    return views.final_test(_engine(), programme_id)
+
+
+@blp.route("/attempts", methods=["POST"])
+@blp.doc(security=SECURITY)
+@blp.arguments(s.AttemptStartSchema)
+@blp.response(201, s.AttemptSchema)
+def start_attempt(data):
+    """Start an attempt for an enrolment: the drawn questions, without answers.
+    403 after withdrawal or the deadline, 409 when no attempt is left or one is open"""
+    return views.attempt_view(_service().start_attempt(data["registration"]))
+
+
+@blp.route("/attempts/<attempt_id>", methods=["GET"])
+@blp.doc(security=SECURITY)
+@blp.response(200, s.AttemptSchema)
+def get_attempt(attempt_id):
+    """An attempt; one past its time limit is closed and scored first"""
+    return views.attempt_view(_service().get_attempt(attempt_id))
+
+
+@blp.route("/attempts/<attempt_id>/answers", methods=["PUT"])
+@blp.doc(security=SECURITY)
+@blp.arguments(s.AnswersSchema)
+@blp.response(200, s.AttemptSchema)
+def save_answers(data, attempt_id):
+    """Save answers so far (they count if time runs out); 409 once closed or out of time"""
+    return views.attempt_view(_service().save_answers(attempt_id, data["answers"]))
+
+
+@blp.route("/attempts/<attempt_id>/submission", methods=["POST"])
+@blp.doc(security=SECURITY)
+@blp.arguments(s.AnswersSchema)
+@blp.response(200, s.AttemptSchema)
+def submit(data, attempt_id):
+    """Submit once and get the score. Late, the attempt is closed as timed_out and scored
+    with the answers saved in time. 409 if it was already submitted or closed"""
+    return views.attempt_view(_service().submit(attempt_id, data["answers"]))
+
+
+@blp.route("/attempts/close-expired", methods=["POST"])
+@blp.doc(security=SECURITY)
+@blp.response(200, s.CloseExpiredSchema)
+def close_expired():
+    """Close and score every open attempt past its time limit (for a scheduler)"""
+    return {"closed": _service().close_expired()}
+
+
+@blp.route("/results/<registration>", methods=["GET"])
+@blp.doc(security=SECURITY)
+@blp.response(200, s.LearnerResultDetailSchema)
+def learner_result(registration):
+    """One learner's standing (by enrolment id) and attempts, ours and those an LMS reported"""
+    return views.learner_result(_engine(), registration)
+
+
+@blp.route("/cohorts/<cohort_id>/results", methods=["GET"])
+@blp.doc(security=SECURITY)
+@blp.arguments(s.ResultListArgs, location="query")
+@blp.response(200, s.ResultPageSchema)
+def cohort_results(args, cohort_id):
+    """A cohort's learners and their standing, with counts per status"""
+    return views.results(_engine(), "cohort", cohort_id, args)
+
+
+@blp.route("/programmes/<programme_id>/results", methods=["GET"])
+@blp.doc(security=SECURITY)
+@blp.arguments(s.ResultListArgs, location="query")
+@blp.response(200, s.ResultPageSchema)
+def programme_results(args, programme_id):
+    """A programme's learners and their standing, with counts per status"""
+    return views.results(_engine(), "programme", programme_id, args)

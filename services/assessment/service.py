@@ -1,0 +1,18 @@
+"""How the assessment service's parts fit together (read by the CLI, worker and tests)."""
+from pathlib import Path
+
+from services.assessment import tables
+from services.assessment.app import create_app
+from services.assessment.projections import projection
+from shared.service import ServiceSpec
+
+SERVICE = ServiceSpec(
+    name="assessment",
+    metadata=tables.metadata,
+    migrations=Path(__file__).parent / "migrations",
+    create_app=create_app,
+    outbox=tables.outbox,
+    offsets=tables.consumer_offsets,
+    processed=tables.processed_statements,
+    projection=projection,
+)

@@ -1,0 +1,84 @@
+"""Queries over the assessment read models, and how attempts are shown."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from services.assessment import repository as repo
+from services.assessment import tables as t
+from services.assessment.domain import RESULT_STATUSES, Attempt
+from shared import db
+from shared.errors import NotFound
+
+_r = t.learner_results
+
+
+def attempt_view(attempt: Attempt) -> dict:
+    score = attempt.score
+    return {
+        "id": attempt.id, "registration": attempt.registration, "programme_id": attempt.programme_id,
+        "number": attempt.number, "status": attempt.status, "bank_version": attempt.bank_version,
+        "started_at": attempt.started_at, "expires_at": attempt.expires_at, "finished_at": attempt.finished_at,
+        "questions": [q.public() for q in attempt.questions],
+        "answers": {qid: sorted(chosen) for qid, chosen in attempt.answers.items()},
+        "pass_mark": attempt.pass_mark, "score": score.scaled if score else None,
+        "raw_score": score.raw if score else None, "success": attempt.success,
+        "credits": score.credits if score else None,
+    }
+
+
+def learner_result(engine: Engine, registration: str) -> dict:
+    with db.reading(engine) as conn:
+        row = conn.execute(sa.select(_r).where(_r.c.registration == registration)).first()
+        if row is None:
+            raise NotFound(f"no enrolment {registration} is known here (yet: read models follow the event stream)")
+        e, log = t.known_enrolments, t.attempt_log
+        enrolment = conn.execute(sa.select(e.c.learner_key, e.c.final_test)
+                                 .where(e.c.registration == registration)).one()
+        attempts = conn.execute(sa.select(log).where(sa.or_(
+            sa.and_(log.c.source == repo.OWN, log.c.registration == registration),
+            sa.and_(log.c.source == repo.LRS, log.c.learner_key == enrolment.learner_key,
+                    log.c.activity_id == enrolment.final_test)))
+            .order_by(sa.func.coalesce(log.c.started_at, log.c.finished_at), log.c.attempt_id)).all()
+    return row._asdict() | {"attempts": [a._asdict() for a in attempts]}
+
+
+def results(engine: Engine, scope: str, scope_id: str, args: dict) -> dict:
+    """A cohort's or programme's learners and their standing, with counts per status."""
+    column = _r.c.cohort_id if scope == "cohort" else _r.c.programme_id
+    query = sa.select(_r).where(column == scope_id)
+    if args.get("status"):
+        query = query.where(_r.c.status == args["status"])
+    page, size = args["page"], args["page_size"]
+    with db.reading(engine) as conn:
+        counted = dict(conn.execute(sa.select(_r.c.status, sa.func.count()).where(column == scope_id)
+                                    .group_by(_r.c.status)).all())
+        total = conn.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+        rows = conn.execute(query.order_by(_r.c.registration).limit(size).offset((page - 1) * size)).all()
+    return {"items": [row._asdict() for row in rows], "page": page, "page_size": size, "total": total,
+            "counts": {status: counted.get(status, 0) for status in RESULT_STATUSES}}
+
+
+def latest_bank(engine: Engine, programme_id: str) -> dict:
+    with db.reading(engine) as conn:
+        row = repo.latest_bank(conn, programme_id)
+    if row is None:
+        raise NotFound(f"programme {programme_id} has no question bank")
+    return row._asdict()
+
+
+def bank_version(engine: Engine, programme_id: str, version: int) -> dict:
+    with db.reading(engine) as conn:
+        row = conn.execute(sa.select(t.question_banks).where(t.question_banks.c.programme_id == programme_id,
+                                                              t.question_banks.c.version == version)).first()
+    if row is None:
+        raise NotFound(f"programme {programme_id} has no question bank version {version}")
+    return row._asdict()
+
+
+def final_test(engine: Engine, programme_id: str) -> dict:
+    with db.reading(engine) as conn:
+        row = repo.final_test_row(conn, programme_id)
+    if row is None:
+        raise NotFound(f"programme {programme_id} has no final test defined")
+    return row._asdict()

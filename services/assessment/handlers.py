@@ -54,6 +54,9 @@ class AssessmentService:
             try:
                 with self.engine.begin() as conn:
                     repo.get_programme(conn, programme_id)
+                    test_row = repo.final_test_row(conn, programme_id)
+                    if test_row is not None:  # refuse a bank the current test cannot draw from
+                        draw(questions, repo.final_test_from_row(test_row), seed="check")
                     version = repo.next_bank_version(conn, programme_id)
                     conn.execute(t.question_banks.insert().values(
                         programme_id=programme_id, version=version, questions=[q.as_dict() for q in questions],

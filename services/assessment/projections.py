@@ -22,6 +22,7 @@ from shared.config import Settings
 from shared.consumer import Projection
 from shared.events import EventType
 
+VOIDED = "voided"  # attempt_log.source of a result an LMS voided
 ACTIVE = "active"
 WITHDRAWN = "withdrawn"
 _CHUNK = 500
@@ -153,16 +154,31 @@ def _reported_result(stmt: dict) -> dict | None:
             "scaled": float(scaled) if isinstance(scaled, (int, float)) else None, "success": result["success"]}
 
 
+def _voided_id(stmt: dict) -> str | None:
+    obj = stmt["object"]
+    if xapi.verb_id(stmt) == xapi.VOIDED.id and obj.get("objectType") == "StatementRef":
+        return obj.get("id")
+    return None
+
+
 def on_lrs_statement(conn: Connection, statements: list[dict]) -> None:
+    voided = [v for v in map(_voided_id, statements) if v]
     rows = [row for row in map(_reported_result, statements) if row is not None]
-    if not rows:
-        return
+    affected = [(r.learner_key, r.activity_id) for r in conn.execute(
+        sa.select(t.attempt_log.c.learner_key, t.attempt_log.c.activity_id)
+        .where(t.attempt_log.c.attempt_id.in_(voided), t.attempt_log.c.source == LRS))] if voided else []
+    # A voided result leaves a tombstone rather than a gap, so that the result itself,
+    # if it arrives after its voiding (another learner key, another partition), stays out.
+    tombstones = [{"attempt_id": v, "source": VOIDED, "registration": None, "learner_key": "", "activity_id": "",
+                   "number": None, "started_at": None, "finished_at": None, "scaled": None, "success": None}
+                  for v in dict.fromkeys(voided)]
+    db.upsert(conn, t.attempt_log, tombstones, ["attempt_id"])
     db.insert_ignoring_duplicates(conn, t.attempt_log, rows, ["attempt_id"])
     e = t.known_enrolments
     registrations = []
-    for row in rows:
+    for learner_key, activity_id in set(affected) | {(r["learner_key"], r["activity_id"]) for r in rows}:
         registrations += conn.scalars(sa.select(e.c.registration).where(
-            e.c.learner_key == row["learner_key"], e.c.final_test == row["activity_id"])).all()
+            e.c.learner_key == learner_key, e.c.final_test == activity_id)).all()
     refresh(conn, registrations)
 
 

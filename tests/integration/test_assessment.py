@@ -150,6 +150,8 @@ def test_bank_import_is_validated_and_versioned(deployment):
     response = env.client.put(f"/programmes/{env.programme['id']}/final-test", headers=AUTH, json={
         "per_topic": {"security": 6}, "time_limit_seconds": 600, "pass_mark": 0.7})
     assert response.status_code == 422 and "5 questions on topic 'security'" in response.json["message"]
+    small = env.client.post(url, headers=AUTH, json=bank(count=1))  # 2 questions; the test draws 4
+    assert small.status_code == 422 and "the bank has 2 questions" in small.json["message"]
     assert env.client.get(url).status_code == 401
 
 
@@ -355,6 +357,10 @@ def test_lms_results_count_and_rebuild_gives_the_same_rows(deployment):
     env.client.put(f"/programmes/{env.programme['id']}/final-test", headers=AUTH, json={
         "question_count": 4, "time_limit_minutes": 30, "pass_mark": 0.7, "max_attempts": 1})
     result(env.client, ben, status="out_of_attempts")
+    # The LMS takes its result back: voided, it no longer counts.
+    publish_lrs(deployment, [xapi.statement(lms, xapi.VOIDED, {"objectType": "StatementRef", "id": reported["id"]},
+                                            authority=lms)])
+    assert result(env.client, ana, status="not_attempted")["attempts"] == []
 
     deployment.stop_workers()
     settings = deployment.settings("assessment")

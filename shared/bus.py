@@ -50,6 +50,8 @@ def consumer(settings: Settings, *, group_id: str | None, **overrides) -> KafkaC
         heartbeat_interval_ms=3_000,
         max_poll_interval_ms=300_000,
         fetch_max_wait_ms=100,
+        # Notice new partitions and topics within half a minute, not kafka-python's 5 minutes.
+        metadata_max_age_ms=30_000,
         isolation_level="read_committed",
     )
     config.update(overrides)

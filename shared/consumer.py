@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -195,6 +196,18 @@ class ProjectionRunner:
 
     # --- the live loop -----------------------------------------------------------------
 
+    def _wait_for_partitions(self, consumer, stop: threading.Event, timeout: float = 60.0) -> None:
+        """Subscribe only once the client knows every topic's partitions: a member that
+        joins while a just-created topic has no metadata yet is assigned none of it, and
+        would read nothing of that topic until its next metadata refresh."""
+        deadline = time.monotonic() + timeout
+        while not stop.is_set() and time.monotonic() < deadline:
+            missing = [t for t in self.projection.topics if not consumer.partitions_for_topic(t)]
+            if not missing:
+                return
+            log.info("waiting for partition metadata", extra={"topics": missing})
+            stop.wait(0.2)
+
     def run(self, stop: threading.Event) -> None:
         consumer = self._consumer_factory(group_id=self.settings.consumer_group)
         runner = self
@@ -207,6 +220,7 @@ class ProjectionRunner:
             def on_partitions_assigned(self, assigned):
                 runner._seek_to_stored(consumer, assigned)
 
+        self._wait_for_partitions(consumer, stop)
         consumer.subscribe(self.projection.topics, listener=SeekToStoredOffsets())
         try:
             while not stop.is_set():

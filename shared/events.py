@@ -22,10 +22,23 @@ class EventType:
     One place to look them up; each service's projections register handlers by these.
     """
 
+    # learnstream.enrollment.v1
     PROGRAMME_DEFINED = "programme.defined"
     COHORT_DEFINED = "cohort.defined"
     LEARNER_ENROLLED = "enrolment.registered"
     LEARNER_WITHDREW = "enrolment.withdrawn"
+    # learnstream.assessment.v1
+    FINAL_TEST_DEFINED = "final-test.defined"
+    ATTEMPT_STARTED = "final-test.attempted"
+    ATTEMPT_SCORED = "final-test.scored"
+    ATTEMPT_PASSED = "final-test.passed"
+    ATTEMPT_FAILED = "final-test.failed"
+    # learnstream.lrs.v1: any statement an LMS or player posted to the LRS (consumers
+    # look at its verb and object)
+    LRS_STATEMENT = "lrs.statement"
+    # learnstream.certification.v1
+    CERTIFICATE_EARNED = "certificate.earned"
+    CERTIFICATE_REVOKED = "certificate.revoked"
 
 
 @dataclass(frozen=True)
@@ -54,16 +67,3 @@ def header(record_headers, name: str) -> str | None:
             return value.decode() if isinstance(value, bytes) else value
     return None
 
-
-# Assessment (issue 4): appended as module constants so EventType above stays untouched.
-EventType.FINAL_TEST_DEFINED = "final-test.defined"
-EventType.ATTEMPT_STARTED = "final-test.attempted"
-EventType.ATTEMPT_SCORED = "final-test.scored"
-EventType.ATTEMPT_PASSED = "final-test.passed"
-EventType.ATTEMPT_FAILED = "final-test.failed"
-# What the LRS (issue 3) puts in the event-type header of statements it received from
-# LMSs and players on learnstream.lrs.v1.
-EventType.LRS_STATEMENT = "lrs.statement"
-# Certification (issue 5).
-EventType.CERTIFICATE_EARNED = "certificate.earned"
-EventType.CERTIFICATE_REVOKED = "certificate.revoked"

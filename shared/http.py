@@ -91,6 +91,27 @@ def _install_error_handlers(app: Flask) -> None:
         return jsonify(code=500, status="Internal Server Error", message="internal error"), 500
 
 
+def uploaded_csv(accepted: str = "text/csv or multipart/form-data") -> str:
+    """The CSV a request carries, as text: the body (text/csv) or a form's `file` field.
+
+    Excel's UTF-8 byte-order mark is dropped; anything but UTF-8 is refused with the
+    offset of the first bad byte, rather than guessed at.
+    """
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise DomainError("send the CSV as the 'file' field of the form", "file")
+        raw = upload.read()
+    elif request.mimetype in ("text/csv", "text/plain", "application/csv"):
+        raw = request.get_data()
+    else:
+        abort(415, message=f"send the body as {accepted}")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DomainError(f"the CSV is not UTF-8 (byte {exc.start})", "file") from None
+
+
 def accepts_any_body(view):
     """Mark a view that reads a non-JSON body itself (CSV uploads)."""
     view.accepts_any_body = True

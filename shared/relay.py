@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from shared import bus, db, events, xapi
 from shared.config import Settings
+from shared.lease import RelayLease
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,16 @@ class Relay:
         self._producer = None
 
     def run(self, stop: threading.Event) -> None:
+        lease = RelayLease(self.engine, f"relay-{self.settings.service}")
+        waiting_logged = False
         backoff = 0.1
         while not stop.is_set():
+            if not lease.try_acquire():
+                if not waiting_logged:
+                    log.info("another relay publishes this outbox; standing by")
+                    waiting_logged = True
+                stop.wait(1.0)
+                continue
             try:
                 published = self.publish_batch()
                 backoff = 0.1
@@ -92,6 +101,7 @@ class Relay:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
         self._reset_producer()
+        lease.release()
 
     def drain(self, timeout: float = 60.0) -> None:
         """Publish everything pending now (CLI and tests); raise if it cannot."""

@@ -13,8 +13,7 @@ from services.assessment import schemas as s
 from services.assessment import views
 from services.assessment.handlers import AssessmentService
 from shared.auth import SECURITY, protect
-from shared.errors import DomainError
-from shared.http import accepts_any_body
+from shared.http import accepts_any_body, uploaded_csv
 
 blp = Blueprint("assessment", __name__, url_prefix="/",
                 description="Final tests, attempts and results (operator credentials required)")
@@ -52,23 +51,9 @@ def import_bank(programme_id):
         except ValidationError as exc:
             abort(422, message="the question bank is not valid", errors={"json": exc.messages})
         return _service().import_bank(programme_id, data["questions"], g.operator)
-    return _service().import_bank_csv(programme_id, _csv_text(), g.operator)
+    text = uploaded_csv("application/json, text/csv or multipart/form-data")
+    return _service().import_bank_csv(programme_id, text, g.operator)
 
-
-def _csv_text() -> str:
-    if request.mimetype == "multipart/form-data":
-        upload = request.files.get("file")
-        if upload is None:
-            raise DomainError("send the CSV as the 'file' field of the form", "file")
-        raw = upload.read()
-    elif request.mimetype in ("text/csv", "text/plain", "application/csv"):
-        raw = request.get_data()
-    else:
-        abort(415, message="send the bank as application/json, text/csv or multipart/form-data")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DomainError(f"the CSV is not UTF-8 (byte {exc.start})", "file") from None
 
 
 @blp.route("/programmes/<programme_id>/question-bank", methods=["GET"])

@@ -1,16 +1,15 @@
 """Enrollment HTTP routes: thin; validation in schemas.py, rules in handlers.py."""
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import current_app, g
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
 from services.enrollment import schemas as s
 from services.enrollment import views
 from services.enrollment.handlers import EnrollmentService
 from shared.auth import SECURITY, protect
-from shared.errors import DomainError
-from shared.http import accepts_any_body
+from shared.http import accepts_any_body, uploaded_csv
 
 blp = Blueprint("enrollment", __name__, url_prefix="/",
                 description="Programmes, cohorts and enrolments (operator credentials required)")
@@ -100,23 +99,8 @@ def enrol(learner, cohort_id):
 @accepts_any_body
 def import_enrolments(cohort_id):
     """Bulk-enrol a cohort from CSV; bad rows are reported and the good ones kept"""
-    return _service().import_csv(cohort_id, _csv_text()).as_dict()
+    return _service().import_csv(cohort_id, uploaded_csv()).as_dict()
 
-
-def _csv_text() -> str:
-    if request.mimetype == "multipart/form-data":
-        upload = request.files.get("file")
-        if upload is None:
-            raise DomainError("send the CSV as the 'file' field of the form", "file")
-        raw = upload.read()
-    elif request.mimetype in ("text/csv", "text/plain", "application/csv"):
-        raw = request.get_data()
-    else:
-        abort(415, message="send the CSV as text/csv or multipart/form-data")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DomainError(f"the CSV is not UTF-8 (byte {exc.start})", "file") from None
 
 
 @blp.route("/enrolments")

@@ -2,24 +2,20 @@
 HTTP with their statements through the outbox; LMS results from the LRS topic; rebuild."""
 from __future__ import annotations
 
-import base64
 import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-import pytest
 import sqlalchemy as sa
 from kafka import KafkaProducer
 
 from services.assessment import tables as t
 from services.assessment.service import SERVICE
-from shared import bus, db, events, xapi
+from shared import db, events, xapi
 from shared.consumer import ProjectionRunner
-from tests.conftest import CREDENTIALS
+from tests.support.flows import AUTH, eventually
 
-AUTH = {"Authorization": "Basic " + base64.b64encode(f"ops:{CREDENTIALS['ops']}".encode()).decode()}
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -34,33 +30,6 @@ class Clock:
 
     def advance(self, **delta) -> None:
         self.now += timedelta(**delta)
-
-
-@pytest.fixture(autouse=True)
-def topic_metadata_before_joining(monkeypatch):
-    """Workaround until shared/ does it (reported): a kafka-python 3 consumer that joins its
-    group before it has the topics' metadata is assigned nothing, rebalances moments later,
-    and at times hangs in that second rebalance, so the worker never consumes. Fetching
-    the metadata first makes the first assignment the right one."""
-    original = bus.consumer
-
-    def consumer(settings, **kw):
-        created = original(settings, **kw)
-        if kw.get("group_id"):
-            created.topics()
-        return created
-    monkeypatch.setattr(bus, "consumer", consumer)
-
-
-def eventually(check, timeout: float = 60.0, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"{message} not reached in {timeout}s (last: {last!r})")
 
 
 def bank(count=6, topics=("security", "data")):

@@ -180,3 +180,33 @@ def test_poison_records_go_to_the_dead_letter_topic_and_consumption_goes_on(depl
     assert reasons[0].startswith("handler failed") and reasons[1].startswith("unparseable statement")
     assert {r.value for r in dead} == {b"\x00not json at all", xapi.encode(handler_breaker)}
     assert all(events.header(r.headers, "dead-letter-topic") == topic for r in dead)
+
+
+def test_only_one_relay_publishes_an_outbox_at_a_time(deployment):
+    from shared.lease import RelayLease
+
+    settings = deployment.settings("enrollment")
+    engine = db.create_engine(settings.database_url)
+    first, second = RelayLease(engine, "relay-test"), RelayLease(engine, "relay-test")
+    assert first.try_acquire() and not second.try_acquire()
+    first.release()  # as when the first worker's process ends
+    assert second.try_acquire()
+    second.release()
+
+    enrollment = deployment.app("enrollment").test_client()
+    _, cohort = define_cohort(enrollment)
+    deployment.start_worker("enrollment")
+    deployment.start_worker("enrollment")  # a second instance stands by
+    import_csv(enrollment, cohort["id"], learners_csv(300))
+    records = read_topic(deployment.env["KAFKA_BOOTSTRAP_SERVERS"], settings.own_topic, expected=302)
+    time.sleep(2)  # a second publisher would add duplicates meanwhile
+    records = read_topic(deployment.env["KAFKA_BOOTSTRAP_SERVERS"], settings.own_topic, expected=302, timeout=5)
+    statement_ids = [xapi.decode(r.value)["id"] for r in records]
+    assert len(statement_ids) == len(set(statement_ids)) == 302
+    with engine.connect() as conn:
+        outbox_order = [xapi.decode(p)["id"] for p in conn.scalars(
+            sa.select(enrollment_tables.outbox.c.payload).order_by(enrollment_tables.outbox.c.id))]
+    for partition in {r.partition for r in records}:
+        on_partition = [xapi.decode(r.value)["id"] for r in records if r.partition == partition]
+        assert on_partition == [sid for sid in outbox_order if sid in set(on_partition)]  # in commit order
+    engine.dispose()

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the system packages learnstream needs that a fresh Debian machine may lack,
+# and nothing when they are all there (so `make run`, `make test` and .ci/run can all
+# call it): Java + Maven (the Kafka broker), PostgreSQL (the second test run and
+# production-like runs), Chromium + chromedriver (the dashboard's browser tests).
+#
+# usage: deploy/system-deps.sh [--check]   (--check lists what is missing, installs nothing)
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+have_pg_server() {
+  { command -v pg_ctl && command -v initdb; } >/dev/null 2>&1 && return 0
+  compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null
+}
+
+pkgs=()
+have_pg_server || pkgs+=(postgresql)
+command -v java >/dev/null 2>&1 || pkgs+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || pkgs+=(maven)
+command -v make >/dev/null 2>&1 || pkgs+=(make)
+command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || pkgs+=(python3-venv)
+command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || pkgs+=(chromium-driver)
+
+if ((${#pkgs[@]} == 0)); then
+  exit 0
+fi
+if [[ ${1:-} == --check ]]; then
+  echo "missing system packages: ${pkgs[*]}"
+  exit 1
+fi
+sudo=()
+[[ $(id -u) -eq 0 ]] || sudo=(sudo -n)
+echo "installing system packages: ${pkgs[*]}"
+# the JRE's postinst fails on slim images without man page dirs
+"${sudo[@]}" mkdir -p /usr/share/man/man1
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" apt-get install -y -q --no-install-recommends "${pkgs[@]}"

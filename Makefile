@@ -47,7 +47,9 @@ test-unit: venv ## domain tests only (no broker, no database server)
 bench: venv ## benchmarks (not part of make test); figures go to stdout and var/bench/
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then bash $(KAFKA) start; fi
 	$(BIN)/python -m bench.enrollment
+	$(BIN)/python -m bench.assessment
 	$(BIN)/python -m bench.certification
+	$(BIN)/python -m bench.progress
 
 lint: venv ## ruff
 	$(BIN)/ruff check shared services tests bench

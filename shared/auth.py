@@ -36,4 +36,6 @@ def protect(blueprint) -> None:
             abort(401, message="credentials required (HTTP Basic: operator key and secret)",
                   headers={"WWW-Authenticate": 'Basic realm="learnstream"'})
         g.operator = operator
+        # None: a campaign operator; else the organisation unit this operator may see.
+        g.operator_unit = current_app.config["LEARNSTREAM_SETTINGS"].operator_units.get(operator)
         return None

@@ -39,9 +39,18 @@ def service_database_url(service: str, env=os.environ) -> str:
     return f"sqlite:///{VAR_DIR / 'db' / f'{service}.sqlite'}"
 
 
-def _credentials(raw: str) -> dict[str, str]:
-    pairs = (item.split(":", 1) for item in raw.split(",") if ":" in item)
-    return {key.strip(): secret.strip() for key, secret in pairs if key.strip() and secret.strip()}
+def _credentials(raw: str) -> tuple[dict[str, str], dict[str, str]]:
+    """`key:secret[:unit]` items: secrets by key, and the organisation unit a key is
+    limited to (a key without one is a campaign operator and sees every unit)."""
+    secrets, units = {}, {}
+    for item in raw.split(","):
+        key, _, rest = item.strip().partition(":")
+        secret, _, unit = rest.partition(":")
+        if key and secret:
+            secrets[key] = secret
+            if unit:
+                units[key] = unit
+    return secrets, units
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class Settings:
     port: int = 8000
     # Operator credentials, "key:secret,key:secret"; none configured means nobody gets in.
     credentials: dict[str, str] = field(default_factory=dict, repr=False)
+    operator_units: dict[str, str] = field(default_factory=dict)
     activity_base: str = "https://learnstream.dev/xapi/activities/"
     relay_batch_size: int = 1000
     relay_idle_seconds: float = 0.05
@@ -66,6 +76,7 @@ class Settings:
     def from_env(cls, service: str, env=os.environ) -> Settings:
         if service not in SERVICES:
             raise ValueError(f"unknown service {service!r}")
+        credentials, operator_units = _credentials(env.get("LEARNSTREAM_CREDENTIALS", ""))
         return cls(
             service=service,
             database_url=service_database_url(service, env),
@@ -74,7 +85,8 @@ class Settings:
             topic_partitions=int(env.get("KAFKA_TOPIC_PARTITIONS", "6")),
             topic_replication_factor=int(env.get("KAFKA_TOPIC_REPLICATION_FACTOR", "1")),
             port=int(env.get(f"{service.upper()}_PORT", DEFAULT_PORTS[service])),
-            credentials=_credentials(env.get("LEARNSTREAM_CREDENTIALS", "")),
+            credentials=credentials,
+            operator_units=operator_units,
             activity_base=env.get("LEARNSTREAM_ACTIVITY_BASE", "https://learnstream.dev/xapi/activities/"),
             relay_batch_size=int(env.get("RELAY_BATCH_SIZE", "1000")),
             relay_idle_seconds=float(env.get("RELAY_IDLE_SECONDS", "0.05")),

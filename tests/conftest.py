@@ -14,6 +14,8 @@ from shared.service import load
 from tests.support.brokers import SessionBroker
 
 CREDENTIALS = {"ops": "ops-secret-for-tests"}
+# An operator limited to one organisation unit (key, secret, unit).
+UNIT_OPERATOR = ("north-ops", "north-secret", "Revenue agency")
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +36,8 @@ class Deployment:
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "KAFKA_TOPIC_PREFIX": f"t{self.run_id}.",
-            "LEARNSTREAM_CREDENTIALS": ",".join(f"{k}:{v}" for k, v in CREDENTIALS.items()),
+            "LEARNSTREAM_CREDENTIALS": ",".join([f"{k}:{v}" for k, v in CREDENTIALS.items()]
+                                                + [":".join(UNIT_OPERATOR)]),
             "RELAY_IDLE_SECONDS": "0.02",
         }
         base = os.environ.get("DATABASE_URL")

@@ -1,13 +1,15 @@
-"""Progress HTTP routes (operator views over the read models): thin."""
-from flask import current_app
+"""Progress HTTP routes: operator views over the read models, and the dashboard. Thin."""
+from flask import Response, current_app, g, render_template
 from flask_smorest import Blueprint
 
 from services.progress import schemas as s
 from services.progress import views
 from shared.auth import SECURITY, protect
 
-blp = Blueprint("progress", __name__, url_prefix="/",
-                description="Cohort progress read models (operator credentials required)")
+blp = Blueprint("progress", __name__, url_prefix="/", template_folder="templates", static_folder="static",
+                static_url_path="/dashboard/static",
+                description="Campaign, cohort and learner progress (operator credentials required; "
+                            "an operator limited to one organisation unit sees only its cohorts)")
 protect(blp)
 
 
@@ -15,21 +17,46 @@ def _engine():
     return current_app.config["LEARNSTREAM_ENGINE"]
 
 
+def _now():
+    return current_app.extensions["progress_clock"]()
+
+
+def _unit():
+    return g.operator_unit
+
+
+@blp.route("/campaign", methods=["GET"])
+@blp.doc(security=SECURITY)
+@blp.response(200, s.CampaignSchema)
+def get_campaign():
+    """Totals over every cohort the operator may see"""
+    return views.campaign(_engine(), _now(), _unit())
+
+
+@blp.route("/rollups", methods=["GET"])
+@blp.doc(security=SECURITY)
+@blp.arguments(s.RollupArgs, location="query")
+@blp.response(200, s.RollupSchema(many=True))
+def get_rollups(args):
+    """Counts per organisation unit (agency), province or programme"""
+    return views.rollup(_engine(), args["by"], _now(), _unit())
+
+
 @blp.route("/cohorts", methods=["GET"])
 @blp.doc(security=SECURITY)
 @blp.arguments(s.CohortListArgs, location="query")
 @blp.response(200, s.CohortProgressPageSchema)
 def list_cohorts(args):
-    """Cohorts with their enrolment counts"""
-    return views.cohorts(_engine(), args)
+    """Cohorts with their counts and rates"""
+    return views.cohorts(_engine(), args, _now(), _unit())
 
 
 @blp.route("/cohorts/<cohort_id>", methods=["GET"])
 @blp.doc(security=SECURITY)
 @blp.response(200, s.CohortProgressSchema)
 def get_cohort(cohort_id):
-    """One cohort's counts"""
-    return views.cohort(_engine(), cohort_id)
+    """One cohort's counts and rates"""
+    return views.cohort(_engine(), cohort_id, _now(), _unit())
 
 
 @blp.route("/cohorts/<cohort_id>/learners", methods=["GET"])
@@ -37,5 +64,39 @@ def get_cohort(cohort_id):
 @blp.arguments(s.LearnerListArgs, location="query")
 @blp.response(200, s.LearnerProgressPageSchema)
 def list_learners(args, cohort_id):
-    """A cohort's learners and their enrolment status"""
-    return views.learners(_engine(), cohort_id, args)
+    """A cohort's learners: progress, final test, certificate, deadline, overdue; filter, sort, page"""
+    return views.learners(_engine(), cohort_id, args, _now(), _unit())
+
+
+@blp.route("/cohorts/<cohort_id>/learners.csv", methods=["GET"])
+@blp.doc(security=SECURITY, responses={"200": {"description": "CSV, one row per learner",
+                                               "content": {"text/csv": {"schema": {"type": "string"}}}}})
+@blp.arguments(s.LearnerListArgs, location="query")
+def export_learners(args, cohort_id):
+    """A cohort's learner list as CSV (same filters as the JSON list, without paging)"""
+    body = views.learners_csv(_engine(), cohort_id, args, _now(), _unit())
+    return Response(body, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="cohort-{cohort_id}-learners.csv"'})
+
+
+@blp.route("/cohorts/<cohort_id>/series", methods=["GET"])
+@blp.doc(security=SECURITY)
+@blp.response(200, s.DaySchema(many=True))
+def get_series(cohort_id):
+    """Per day: enrolled, active, completed (all modules) and certified, over the window"""
+    return views.series(_engine(), cohort_id, _now(), _unit())
+
+
+@blp.route("/dashboard", methods=["GET"])
+@blp.doc(security=SECURITY, responses={"200": {"description": "HTML page"}})
+def dashboard():
+    """The live campaign dashboard (HTML)"""
+    return render_template("dashboard.html", page="campaign", cohort_id="")
+
+
+@blp.route("/dashboard/cohorts/<cohort_id>", methods=["GET"])
+@blp.doc(security=SECURITY, responses={"200": {"description": "HTML page"}})
+def dashboard_cohort(cohort_id):
+    """A cohort's live dashboard page (HTML)"""
+    views.cohort(_engine(), cohort_id, _now(), _unit())
+    return render_template("dashboard.html", page="cohort", cohort_id=cohort_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Connection
 
+from services.progress import facts
 from services.progress import tables as t
 from services.progress.lrs.projection import AlsoStoredInLrs
 from shared import db, xapi
@@ -70,8 +71,10 @@ def on_learner_enrolled(conn: Connection, statements: list[dict]) -> None:
     db.upsert(conn, t.cohorts, _cohorts_of(statements), ["id"])
     db.upsert(conn, t.programmes, _latest_by_id([_programme_row(s["object"]) for s in statements]), ["id"])
     # DO NOTHING on conflict: a withdrawal seen first must not be undone by its enrolment.
-    db.insert_ignoring_duplicates(conn, t.learner_enrolments,
-                                  [_learner_row(s, ENROLLED) for s in statements], ["registration"])
+    rows = [_learner_row(s, ENROLLED) for s in statements]
+    db.insert_ignoring_duplicates(conn, t.learner_enrolments, rows, ["registration"])
+    # Facts that arrived before the enrolment count now.
+    facts.refresh_learners(conn, {row["learner_key"] for row in rows})
 
 
 def on_learner_withdrew(conn: Connection, statements: list[dict]) -> None:
@@ -84,18 +87,43 @@ def on_learner_withdrew(conn: Connection, statements: list[dict]) -> None:
                      .values(status=WITHDRAWN, withdrawn_at=row["withdrawn_at"]))
 
 
+def on_learning_activity(conn: Connection, statements: list[dict]) -> None:
+    """A player's or LMS's statement (via the LRS), or a final-test step: activity, and a
+    verdict where the statement reports success."""
+    touched = (facts.record_voids(conn, statements) | facts.record_activity(conn, statements)
+               | facts.record_outcomes(conn, statements))
+    facts.refresh_learners(conn, touched)
+
+
+def on_certificate_earned(conn: Connection, statements: list[dict]) -> None:
+    facts.refresh_learners(conn, facts.record_certificates(conn, statements, "valid"))
+
+
+def on_certificate_revoked(conn: Connection, statements: list[dict]) -> None:
+    facts.refresh_learners(conn, facts.record_certificates(conn, statements, "revoked"))
+
+
 # Every event this service projects, in one place.
 HANDLERS = {
     EventType.PROGRAMME_DEFINED: on_programme_defined,
     EventType.COHORT_DEFINED: on_cohort_defined,
     EventType.LEARNER_ENROLLED: on_learner_enrolled,
     EventType.LEARNER_WITHDREW: on_learner_withdrew,
+    EventType.LRS_STATEMENT: on_learning_activity,
+    EventType.ATTEMPT_STARTED: on_learning_activity,
+    EventType.ATTEMPT_SCORED: on_learning_activity,
+    EventType.ATTEMPT_PASSED: on_learning_activity,
+    EventType.ATTEMPT_FAILED: on_learning_activity,
+    EventType.CERTIFICATE_EARNED: on_certificate_earned,
+    EventType.CERTIFICATE_REVOKED: on_certificate_revoked,
 }
 
-READ_MODELS = [t.programmes, t.cohorts, t.learner_enrolments]
+READ_MODELS = [t.programmes, t.cohorts, t.learner_enrolments, t.learner_statements, t.voided_statements,
+               t.learner_activity_days, t.final_test_outcomes, t.learner_certificates]
 
 
 def projection(settings: Settings) -> Projection:
     # Every statement on these topics is also stored in the LRS (issue 3), whatever its type.
-    topics = [settings.topic("enrollment"), settings.topic("assessment"), settings.topic("certification")]
+    topics = [settings.topic("enrollment"), settings.topic("lrs"), settings.topic("assessment"),
+              settings.topic("certification")]
     return Projection(topics=topics, handlers=AlsoStoredInLrs(HANDLERS), tables=READ_MODELS)

@@ -1,11 +1,24 @@
-"""Response and query schemas of the progress API."""
+"""Response and query schemas of the progress API (and so its OpenAPI document)."""
 from marshmallow import Schema, fields, validate
 
-from services.progress.projections import ENROLLED, WITHDRAWN
+from services.progress.views import COUNTS, ROLLUPS, SORTS, STATES
 from shared.schemas import PageArgs, Timestamp, page_of
 
 
-class CohortProgressSchema(Schema):
+class CountsSchema(Schema):
+    enrolled = fields.Int(metadata={"description": "learners with an active enrolment"})
+    withdrawn = fields.Int()
+    started = fields.Int(metadata={"description": "active learners with any activity"})
+    modules_completed = fields.Int(metadata={"description": "active learners who completed every required module"})
+    passed = fields.Int()
+    failed = fields.Int(metadata={"description": "failed the final test and not (yet) passed"})
+    certified = fields.Int()
+    overdue = fields.Int(metadata={"description": "past the deadline without finishing (decided by the clock)"})
+    rates = fields.Dict(keys=fields.Str(), values=fields.Float(),
+                        metadata={"description": "each count divided by enrolled"})
+
+
+class CohortProgressSchema(CountsSchema):
     id = fields.Str()
     programme_id = fields.Str()
     name = fields.Str()
@@ -14,8 +27,15 @@ class CohortProgressSchema(Schema):
     wave = fields.Int()
     accounts_issued_at = Timestamp()
     activity_id = fields.Str()
-    enrolled = fields.Int(metadata={"description": "learners with an active enrolment"})
-    withdrawn = fields.Int()
+
+
+class RollupSchema(CountsSchema):
+    key = fields.Str(allow_none=True, metadata={"description": "the agency, province or programme id"})
+    cohorts = fields.Int()
+
+
+class CampaignSchema(CountsSchema):
+    cohorts = fields.Int()
 
 
 class LearnerProgressSchema(Schema):
@@ -29,6 +49,30 @@ class LearnerProgressSchema(Schema):
     enrolled_at = Timestamp()
     deadline = Timestamp()
     withdrawn_at = Timestamp()
+    modules_required = fields.Int()
+    modules_completed = fields.Int()
+    percent = fields.Float()
+    modules_completed_at = Timestamp()
+    first_activity_at = Timestamp()
+    last_activity_at = Timestamp()
+    time_spent_seconds = fields.Float()
+    final_test_status = fields.Str()
+    final_test_attempts = fields.Int()
+    final_test_best_score = fields.Float(allow_none=True)
+    final_test_decided_at = Timestamp()
+    finished_at = Timestamp()
+    certificate_number = fields.Str(allow_none=True)
+    certificate_status = fields.Str(allow_none=True)
+    certified_at = Timestamp()
+    overdue = fields.Bool()
+
+
+class DaySchema(Schema):
+    day = fields.Str(metadata={"description": "ISO date (UTC)"})
+    enrolled = fields.Int()
+    active = fields.Int()
+    completed = fields.Int()
+    certified = fields.Int()
 
 
 class CohortListArgs(PageArgs):
@@ -39,8 +83,18 @@ class CohortListArgs(PageArgs):
 
 
 class LearnerListArgs(PageArgs):
-    status = fields.Str(validate=validate.OneOf([ENROLLED, WITHDRAWN]))
+    state = fields.Str(validate=validate.OneOf(STATES))
+    organisation = fields.Str()
+    q = fields.Str(validate=validate.Length(max=200), metadata={"description": "part of the learner's name"})
+    sort = fields.Str(load_default="name", validate=validate.OneOf(list(SORTS)))
+    order = fields.Str(load_default="asc", validate=validate.OneOf(["asc", "desc"]))
+
+
+class RollupArgs(Schema):
+    by = fields.Str(required=True, validate=validate.OneOf(list(ROLLUPS)))
 
 
 CohortProgressPageSchema = page_of(CohortProgressSchema)
 LearnerProgressPageSchema = page_of(LearnerProgressSchema)
+# Every count the views compute is documented above.
+assert set(COUNTS) <= set(CountsSchema._declared_fields)

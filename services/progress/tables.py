@@ -46,7 +46,68 @@ learner_enrolments = sa.Table(
     sa.Column("enrolled_at", UtcDateTime(), nullable=True),
     sa.Column("deadline", UtcDateTime(), nullable=True),
     sa.Column("withdrawn_at", UtcDateTime(), nullable=True),
+    # Derived from the facts below by services.progress.domain.summarise (issue 6).
+    sa.Column("modules_required", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("modules_completed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("modules_completed_at", UtcDateTime(), nullable=True),
+    sa.Column("first_activity_at", UtcDateTime(), nullable=True),
+    sa.Column("last_activity_at", UtcDateTime(), nullable=True),
+    sa.Column("time_spent_seconds", sa.Float, nullable=False, server_default="0"),
+    sa.Column("final_test_status", sa.String(20), nullable=False, server_default="not_attempted"),
+    sa.Column("final_test_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("final_test_best_score", sa.Float, nullable=True),
+    sa.Column("final_test_decided_at", UtcDateTime(), nullable=True),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Column("certificate_number", sa.String(60), nullable=True),
+    sa.Column("certificate_status", sa.String(20), nullable=True),
+    sa.Column("certified_at", UtcDateTime(), nullable=True),
     sa.Index("ix_learner_enrolments_cohort_status", "cohort_id", "status"),
+)
+
+# The facts, kept per learner and statement (not per enrolment): a player's statement may
+# carry no registration, may arrive before the enrolment it belongs to, and may be voided.
+learner_statements = sa.Table(
+    "learner_statements", metadata,
+    sa.Column("statement_id", sa.String(36), primary_key=True),
+    sa.Column("learner_key", sa.String(64), nullable=False, index=True),
+    sa.Column("activity_id", sa.String(500), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("completed", sa.Boolean, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+)
+
+# Statements an LRS voiding statement took back; kept so a void that arrives before the
+# statement it voids still wins.
+voided_statements = sa.Table(
+    "voided_statements", metadata,
+    sa.Column("statement_id", sa.String(36), primary_key=True),
+)
+
+learner_activity_days = sa.Table(
+    "learner_activity_days", metadata,
+    sa.Column("learner_key", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+)
+
+final_test_outcomes = sa.Table(
+    "final_test_outcomes", metadata,
+    sa.Column("statement_id", sa.String(36), primary_key=True),
+    sa.Column("learner_key", sa.String(64), nullable=False),
+    sa.Column("activity_id", sa.String(500), nullable=False),
+    sa.Column("success", sa.Boolean, nullable=False),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Index("ix_final_test_outcomes_learner", "learner_key", "activity_id"),
+)
+
+learner_certificates = sa.Table(
+    "learner_certificates", metadata,
+    sa.Column("learner_key", sa.String(64), primary_key=True),
+    sa.Column("programme_id", sa.String(36), primary_key=True),
+    sa.Column("number", sa.String(60), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("issued_at", UtcDateTime(), nullable=True),
+    sa.Column("changed_at", UtcDateTime(), nullable=False),
 )
 
 # The LRS (issue 3): its outbox publishes statements it receives to learnstream.lrs.v1.

@@ -1,64 +1,223 @@
-"""Queries over the progress read models. Counts are computed from the learner rows, so
-they always agree with them."""
+"""Queries over the progress read models.
+
+Counts are always computed from the per-learner rows (never kept as counters), so they
+agree with them by construction; "overdue" is decided against the clock at query time.
+An operator limited to one organisation unit sees only that unit's cohorts.
+"""
 from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from services.progress import domain
 from services.progress import tables as t
 from services.progress.projections import ENROLLED, WITHDRAWN
 from shared import db
 from shared.errors import NotFound
 
 _le = t.learner_enrolments
+_c = t.cohorts
 
-_counts = (
-    sa.select(
-        _le.c.cohort_id,
-        sa.func.count().label("total"),
-        sa.func.sum(sa.case((_le.c.status == ENROLLED, 1), else_=0)).label("enrolled"),
-        sa.func.sum(sa.case((_le.c.status == WITHDRAWN, 1), else_=0)).label("withdrawn"),
-    ).group_by(_le.c.cohort_id).subquery()
-)
+COUNTS = ("enrolled", "withdrawn", "started", "modules_completed", "passed", "failed", "certified", "overdue")
 
+# Learner states an operator filters the learner table by.
+STATES = ("not_started", "in_progress", "modules_completed", "passed", "failed", "certified", "overdue", "withdrawn")
 
-def _cohort_query() -> sa.Select:
-    return (
-        sa.select(t.cohorts, sa.func.coalesce(_counts.c.enrolled, 0).label("enrolled"),
-                  sa.func.coalesce(_counts.c.withdrawn, 0).label("withdrawn"))
-        .select_from(t.cohorts.outerjoin(_counts, _counts.c.cohort_id == t.cohorts.c.id))
-    )
+SORTS = {
+    "name": _le.c.name, "organisation": _le.c.organisation, "progress": _le.c.modules_completed,
+    "last_activity": _le.c.last_activity_at, "deadline": _le.c.deadline, "enrolled_at": _le.c.enrolled_at,
+    "score": _le.c.final_test_best_score,
+}
 
 
-def cohorts(engine: Engine, args: dict) -> dict:
-    query = _cohort_query()
+def _conditions(now: datetime) -> dict[str, sa.ColumnElement]:
+    active = _le.c.status == ENROLLED
+    return {
+        "enrolled": active,
+        "withdrawn": _le.c.status == WITHDRAWN,
+        "started": active & _le.c.first_activity_at.is_not(None),
+        "not_started": active & _le.c.first_activity_at.is_(None),
+        "in_progress": active & _le.c.first_activity_at.is_not(None) & _le.c.modules_completed_at.is_(None),
+        "modules_completed": active & _le.c.modules_completed_at.is_not(None),
+        "passed": active & (_le.c.final_test_status == domain.PASSED),
+        "failed": active & (_le.c.final_test_status == domain.FAILED),
+        "certified": _le.c.certificate_status == "valid",
+        # Mirrors domain.is_overdue, which decides the same per row.
+        "overdue": active & (_le.c.deadline < now) & _le.c.finished_at.is_(None),
+    }
+
+
+def _count_columns(now: datetime) -> list:
+    conditions = _conditions(now)
+    return [sa.func.coalesce(sa.func.sum(sa.case((conditions[name], 1), else_=0)), 0).label(name)
+            for name in COUNTS]
+
+
+def _with_rates(row: dict) -> dict:
+    enrolled = row["enrolled"] or 0
+    row["rates"] = {name: round(row[name] / enrolled, 4) if enrolled else 0.0
+                    for name in COUNTS if name not in ("enrolled", "withdrawn")}
+    return row
+
+
+def _visible(query: sa.Select, unit: str | None) -> sa.Select:
+    return query if unit is None else query.where(_c.c.agency == unit)
+
+
+def cohorts(engine: Engine, args: dict, now: datetime, unit: str | None) -> dict:
+    query = _visible(
+        sa.select(_c, *_count_columns(now)).select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id))
+        .group_by(*_c.c), unit)
     for name in ("programme_id", "agency", "province", "wave"):
         if args.get(name) is not None:
-            query = query.where(t.cohorts.c[name] == args[name])
+            query = query.where(_c.c[name] == args[name])
     page, size = args["page"], args["page_size"]
     with db.reading(engine) as conn:
-        total = conn.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-        rows = conn.execute(query.order_by(t.cohorts.c.wave, t.cohorts.c.name)
-                            .limit(size).offset((page - 1) * size)).all()
-    return {"items": [row._asdict() for row in rows], "page": page, "page_size": size, "total": total}
+        total = conn.scalar(_visible(sa.select(sa.func.count()).select_from(_c), unit).where(
+            *[_c.c[n] == args[n] for n in ("programme_id", "agency", "province", "wave") if args.get(n) is not None]))
+        rows = conn.execute(query.order_by(_c.c.wave, _c.c.name).limit(size).offset((page - 1) * size)).all()
+    return {"items": [_with_rates(_cohort_row(row)) for row in rows], "page": page, "page_size": size,
+            "total": total}
 
 
-def cohort(engine: Engine, cohort_id: str) -> dict:
+def _cohort_row(row) -> dict:
+    item = row._asdict()
+    for name in COUNTS:
+        item[name] = int(item[name] or 0)
+    return item
+
+
+def cohort(engine: Engine, cohort_id: str, now: datetime, unit: str | None) -> dict:
+    query = _visible(sa.select(_c, *_count_columns(now))
+                     .select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id))
+                     .where(_c.c.id == cohort_id).group_by(*_c.c), unit)
     with db.reading(engine) as conn:
-        row = conn.execute(_cohort_query().where(t.cohorts.c.id == cohort_id)).first()
+        row = conn.execute(query).first()
     if row is None:
-        raise NotFound(f"no cohort {cohort_id} (yet: read models follow the event stream)")
-    return row._asdict()
+        raise NotFound(f"no cohort {cohort_id} (read models follow the event stream)")
+    return _with_rates(_cohort_row(row))
 
 
-def learners(engine: Engine, cohort_id: str, args: dict) -> dict:
-    cohort(engine, cohort_id)
+ROLLUPS = {"agency": _c.c.agency, "province": _c.c.province, "programme": _c.c.programme_id}
+
+
+def rollup(engine: Engine, by: str, now: datetime, unit: str | None) -> list[dict]:
+    """The cohort counts summed per organisation unit, province or programme."""
+    group = ROLLUPS[by]
+    query = _visible(sa.select(group.label("key"), sa.func.count(sa.distinct(_c.c.id)).label("cohorts"),
+                               *_count_columns(now))
+                     .select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id)).group_by(group), unit)
+    with db.reading(engine) as conn:
+        rows = conn.execute(query.order_by(group)).all()
+    return [_with_rates(_cohort_row(row)) for row in rows]
+
+
+def campaign(engine: Engine, now: datetime, unit: str | None) -> dict:
+    query = _visible(sa.select(sa.func.count(sa.distinct(_c.c.id)).label("cohorts"), *_count_columns(now))
+                     .select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id)), unit)
+    with db.reading(engine) as conn:
+        row = conn.execute(query).one()
+    return _with_rates(_cohort_row(row))
+
+
+def _learner_query(cohort_id: str, args: dict, now: datetime) -> sa.Select:
     query = sa.select(_le).where(_le.c.cohort_id == cohort_id)
-    if args.get("status"):
-        query = query.where(_le.c.status == args["status"])
+    if args.get("state"):
+        query = query.where(_conditions(now)[args["state"]])
+    if args.get("organisation"):
+        query = query.where(_le.c.organisation == args["organisation"])
+    if args.get("q"):
+        query = query.where(_le.c.name.ilike(f"%{args['q']}%"))
+    column = SORTS[args.get("sort") or "name"]
+    ordered = column.desc() if args.get("order") == "desc" else column.asc()
+    return query.order_by(ordered, _le.c.registration)
+
+
+def learner_view(row, now: datetime) -> dict:
+    item = row._asdict()
+    item["percent"] = domain.percent(item["modules_completed"], item["modules_required"])
+    item["overdue"] = domain.is_overdue(item["status"], item["deadline"], item["finished_at"], now)
+    return item
+
+
+def learners(engine: Engine, cohort_id: str, args: dict, now: datetime, unit: str | None) -> dict:
+    cohort(engine, cohort_id, now, unit)
+    query = _learner_query(cohort_id, args, now)
     page, size = args["page"], args["page_size"]
     with db.reading(engine) as conn:
-        total = conn.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-        rows = conn.execute(query.order_by(_le.c.enrolled_at, _le.c.registration)
-                            .limit(size).offset((page - 1) * size)).all()
-    return {"items": [row._asdict() for row in rows], "page": page, "page_size": size, "total": total}
+        total = conn.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
+        rows = conn.execute(query.limit(size).offset((page - 1) * size)).all()
+    return {"items": [learner_view(row, now) for row in rows], "page": page, "page_size": size, "total": total}
+
+
+CSV_COLUMNS = ("name", "organisation", "status", "state", "modules_completed", "modules_required", "percent",
+               "final_test_status", "final_test_best_score", "certificate_number", "deadline", "overdue",
+               "last_activity_at", "registration")
+
+
+def _state(item: dict) -> str:
+    if item["status"] == WITHDRAWN:
+        return "withdrawn"
+    if item["certificate_status"] == "valid":
+        return "certified"
+    if item["overdue"]:
+        return "overdue"
+    if item["final_test_status"] in (domain.PASSED, domain.FAILED):
+        return item["final_test_status"]
+    if item["modules_completed_at"]:
+        return "modules_completed"
+    return "in_progress" if item["first_activity_at"] else "not_started"
+
+
+def learners_csv(engine: Engine, cohort_id: str, args: dict, now: datetime, unit: str | None) -> str:
+    """The list agencies send to staff who have not finished: every learner, no paging."""
+    cohort(engine, cohort_id, now, unit)
+    with db.reading(engine) as conn:
+        rows = conn.execute(_learner_query(cohort_id, args, now)).all()
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        item = learner_view(row, now)
+        item["state"] = _state(item)
+        for key in ("deadline", "last_activity_at"):
+            item[key] = item[key].isoformat().replace("+00:00", "Z") if item[key] else ""
+        writer.writerow(item)
+    return out.getvalue()
+
+
+def series(engine: Engine, cohort_id: str, now: datetime, unit: str | None) -> list[dict]:
+    """Per day from the cohort's first enrolment to the later of its deadline and today:
+    enrolled, active (learners with any activity that day), completed (all modules),
+    certified."""
+    cohort(engine, cohort_id, now, unit)
+    with db.reading(engine) as conn:
+        rows = conn.execute(sa.select(_le.c.enrolled_at, _le.c.modules_completed_at, _le.c.certified_at,
+                                      _le.c.deadline).where(_le.c.cohort_id == cohort_id)).all()
+        active = Counter(day for (day,) in conn.execute(
+            sa.select(t.learner_activity_days.c.day).where(t.learner_activity_days.c.learner_key.in_(
+                sa.select(_le.c.learner_key).where(_le.c.cohort_id == cohort_id)))))
+    if not rows:
+        return []
+    counts = {name: Counter(getattr(row, column).date() for row in rows if getattr(row, column))
+              for name, column in (("enrolled", "enrolled_at"), ("completed", "modules_completed_at"),
+                                   ("certified", "certified_at"))}
+    days = [d for c in counts.values() for d in c] + list(active)
+    start = min(days, default=now.date())
+    end = max([now.date(), *[row.deadline.date() for row in rows if row.deadline]])
+    end = min(end, start + timedelta(days=366))
+    return [{"day": day.isoformat(), "enrolled": counts["enrolled"][day], "active": active[day],
+             "completed": counts["completed"][day], "certified": counts["certified"][day]}
+            for day in _days(start, end)]
+
+
+def _days(start: date, end: date):
+    day = start
+    while day <= end:
+        yield day
+        day += timedelta(days=1)

@@ -53,7 +53,7 @@ def test_read_model_follows_imports_and_withdrawals(deployment):
     counts = eventually(lambda: (c := cohort_counts(progress, cohort["id"])) and c["withdrawn"] == 1 and c,
                         message="withdrawal in the read model")
     assert counts["enrolled"] == 119
-    learners = progress.get(f"/cohorts/{cohort['id']}/learners?status=withdrawn", headers=AUTH).json
+    learners = progress.get(f"/cohorts/{cohort['id']}/learners?state=withdrawn", headers=AUTH).json
     assert [row["registration"] for row in learners["items"]] == [first["id"]]
     # Personal data stays behind credentials.
     assert progress.get(f"/cohorts/{cohort['id']}/learners").status_code == 401

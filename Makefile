@@ -50,6 +50,7 @@ bench: venv ## benchmarks (not part of make test); figures go to stdout and var/
 	$(BIN)/python -m bench.assessment
 	$(BIN)/python -m bench.certification
 	$(BIN)/python -m bench.progress
+	$(BIN)/python -m bench.lrs
 
 lint: venv ## ruff
 	$(BIN)/ruff check shared services tests bench

@@ -345,10 +345,11 @@ def _post_statements(xr: XRequest, put_id: str | None) -> Response:
         st.prepare(statement, authority=authority, version=xr.version, stored=now)
     settings = _settings()
     from services.progress.tables import outbox
+    rows = st.rows_for(batch, topic=settings.topic("lrs"))
     with _engine().begin() as conn:
         if parts:
             st.save_attachments(conn, [(sha2, ctype, content) for sha2, (ctype, content) in parts.items()])
-        ids = st.store(conn, batch, lrs_outbox=outbox, topic=settings.topic("lrs"))
+        ids = st.store(conn, rows, lrs_outbox=outbox, topic=settings.topic("lrs"))
     if put_id is not None:
         return Response(status=204)
     return _json_response(ids)

@@ -17,8 +17,8 @@ from sqlalchemy.engine import Connection
 
 from services.progress.lrs import tables as t
 from services.progress.lrs.validation import V2, VOIDED, Invalid, comparable, new_id
-from shared import db, outbox, xapi
-from shared.events import Event, EventType
+from shared import db, xapi
+from shared.events import EventType
 
 MAX_PAGE = 500
 
@@ -105,7 +105,7 @@ def _agents_and_members(agent: dict) -> list[dict]:
     return found + list(agent.get("member") or ())
 
 
-def index_rows(statement: dict, seq: int) -> list[dict]:
+def index_keys_of(statement: dict) -> list[tuple[str, str]]:
     """Which agents and activities a statement mentions (for the agent/activity filters)."""
     keys: set[tuple[str, str]] = set()
     obj = statement["object"]
@@ -113,17 +113,13 @@ def index_rows(statement: dict, seq: int) -> list[dict]:
 
     def add_agent(agent, direct):
         for found in _agents_and_members(agent):
-            key = agent_key(found)
-            keys.add(("a", key))
-            if direct:
-                keys.add(("A", key))
+            keys.add(("A" if direct else "a", agent_key(found)))
 
     add_agent(statement["actor"], True)
     if kind in ("Agent", "Group"):
         add_agent(obj, True)
     elif kind == "Activity":
         keys.add(("C", activity_key(obj["id"])))
-        keys.add(("c", activity_key(obj["id"])))
     for part in (statement, obj if kind == "SubStatement" else {}):
         context = part.get("context") or {}
         for act in _context_activities(context):
@@ -140,7 +136,9 @@ def index_rows(statement: dict, seq: int) -> list[dict]:
             keys.add(("c", activity_key(inner["id"])))
         elif inner.get("objectType") in ("Agent", "Group"):
             add_agent(inner, False)
-    return [{"kind": k, "hash": h, "statement_seq": seq} for k, h in keys]
+    # A direct mention ("A", "C") is not repeated as a related one: related filters read both.
+    keys -= {(kind.lower(), key) for kind, key in keys if kind in ("A", "C")}
+    return sorted(keys)
 
 
 def _activities_in(statement: dict) -> list[dict]:
@@ -164,6 +162,13 @@ def _merge_definition(old: dict, new: dict) -> dict:
     return merged
 
 
+# Per process: the definitions this process last merged, by activity hash. A statement
+# repeating a definition already merged (the common case: a player sends the same
+# activity for every learner) then costs no database round trip.
+_merged: dict[tuple[str, str], bytes] = {}
+_MERGED_MAX = 50_000
+
+
 def _update_activities(conn: Connection, statements: list[dict]) -> None:
     definitions: dict[str, tuple[str, dict]] = {}
     for statement in statements:
@@ -171,6 +176,9 @@ def _update_activities(conn: Connection, statements: list[dict]) -> None:
             key = activity_key(act["id"])
             old = definitions.get(key, (act["id"], {}))[1]
             definitions[key] = (act["id"], _merge_definition(old, act["definition"]))
+    database = str(conn.engine.url)
+    definitions = {key: value for key, value in definitions.items()
+                   if _merged.get((database, key)) != orjson.dumps(value[1], option=orjson.OPT_SORT_KEYS)}
     if not definitions:
         return
     existing = dict(conn.execute(sa.select(t.activities.c.hash, t.activities.c.definition)
@@ -181,59 +189,116 @@ def _update_activities(conn: Connection, statements: list[dict]) -> None:
             definition = _merge_definition(orjson.loads(existing[key]), definition)
         rows.append({"hash": key, "id": activity_id, "definition": orjson.dumps(definition)})
     db.upsert(conn, t.activities, sorted(rows, key=lambda r: r["hash"]), ["hash"])
+    merged = {(database, key): orjson.dumps(definition, option=orjson.OPT_SORT_KEYS)
+              for key, (_, definition) in definitions.items()}
+
+    def remember(_conn):  # only once committed: a rolled-back merge must be tried again
+        if len(_merged) > _MERGED_MAX:
+            _merged.clear()
+        _merged.update(merged)
+    sa.event.listen(conn, "commit", remember, once=True)
 
 
-def store(conn: Connection, statements: list[dict], *, lrs_outbox: sa.Table | None, topic: str | None,
+@dataclass
+class Batch:
+    """Statements turned into rows before any transaction begins, so that the write lock
+    (SQLite) or row locks are held only for the inserts themselves."""
+
+    statements: list[dict]
+    rows: list[dict]
+    index_keys: dict[str, list[tuple[str, str]]]
+    outbox_rows: dict[str, dict]
+
+
+def rows_for(statements: list[dict], *, topic: str | None) -> Batch:
+    ids = [s["id"] for s in statements]
+    if len(set(ids)) != len(ids):
+        raise Invalid("the same statement id appears twice in one request")
+    rows, index_keys, outbox_rows = [], {}, {}
+    now = xapi.utc_now()
+    for statement in statements:
+        obj = statement["object"]
+        payload = orjson.dumps(statement)
+        rows.append({
+            "id": statement["id"], "stored": xapi.parse_timestamp(statement["stored"]),
+            "verb_id": statement["verb"]["id"], "verb_hash": digest(statement["verb"]["id"]),
+            "registration": (statement.get("context") or {}).get("registration", "").lower() or None,
+            "object_ref": obj["id"].lower() if obj.get("objectType") == "StatementRef" else None,
+            "voided": False, "payload": payload,
+        })
+        index_keys[statement["id"]] = index_keys_of(statement)
+        if topic is not None:
+            outbox_rows[statement["id"]] = {"topic": topic, "key": xapi.learner_key(statement["actor"]),
+                                            "event_type": EventType.LRS_STATEMENT, "payload": payload,
+                                            "created_at": now}
+    return Batch(statements, rows, index_keys, outbox_rows)
+
+
+def store(conn: Connection, statements: list[dict] | Batch, *, lrs_outbox: sa.Table | None, topic: str | None,
           from_bus: bool = False) -> list[str]:
     """Write prepared statements; return their ids. Raises Conflict (409) on an id stored
     with other content. Statements already stored unchanged are accepted and skipped.
     `from_bus`: statements other services published (no outbox, duplicates ignored)."""
+    batch = statements if isinstance(statements, Batch) else rows_for(
+        statements, topic=None if from_bus or lrs_outbox is None else topic)
+    statements = batch.statements
     ids = [s["id"] for s in statements]
-    if len(set(ids)) != len(ids):
-        raise Invalid("the same statement id appears twice in one request")
-    existing = {row.id: row.payload for row in conn.execute(
-        sa.select(t.statements.c.id, t.statements.c.payload).where(t.statements.c.id.in_(ids)))}
-    fresh = []
-    for statement in statements:
-        old = existing.get(statement["id"])
-        if old is None:
-            fresh.append(statement)
-        elif not from_bus and not _same(orjson.loads(old), statement):
-            raise Conflict(f"statement {statement['id']} already exists with other content")
+    # One round trip in the common case: insert, skipping ids already stored; only those
+    # skipped are read back and compared (the same content is accepted, other content is 409).
+    inserted = dict(conn.execute(_insert_new_by_dialect.for_dialect(conn.dialect.name), batch.rows).all())
+    if len(inserted) < len(batch.rows):
+        skipped = [i for i in ids if i not in inserted]
+        if not from_bus:
+            stored = dict(conn.execute(sa.select(t.statements.c.id, t.statements.c.payload)
+                                       .where(t.statements.c.id.in_(skipped))).all())
+            by_id = {s["id"]: s for s in statements}
+            for sid in skipped:
+                if not _same(orjson.loads(stored[sid]), by_id[sid]):
+                    raise Conflict(f"statement {sid} already exists with other content")
+    fresh = [s for s in statements if s["id"] in inserted]
     if not fresh:
         return ids
-    rows = []
-    for statement in fresh:
-        obj = statement["object"]
-        stored = xapi.parse_timestamp(statement["stored"])
-        rows.append({
-            "id": statement["id"], "stored": stored, "verb_id": statement["verb"]["id"],
-            "verb_hash": digest(statement["verb"]["id"]),
-            "registration": (statement.get("context") or {}).get("registration", "").lower() or None,
-            "object_ref": obj["id"].lower() if obj.get("objectType") == "StatementRef" else None,
-            "voided": False, "payload": orjson.dumps(statement),
-        })
-    seqs = list(conn.scalars(t.statements.insert().returning(t.statements.c.seq, sort_by_parameter_order=True),
-                             rows))
-    index = [row for statement, seq in zip(fresh, seqs, strict=True) for row in index_rows(statement, seq)]
-    conn.execute(t.statement_index.insert(), index)
-    _apply_voiding(conn, fresh)
+    conn.execute(t.statement_index.insert(), [
+        {"kind": kind, "hash": key, "statement_seq": inserted[s["id"]]}
+        for s in fresh for kind, key in batch.index_keys[s["id"]]])
+    _apply_voiding(conn, fresh, arrivals_too=from_bus)
     _update_activities(conn, fresh)
     if lrs_outbox is not None and not from_bus:
-        outbox.append(conn, lrs_outbox, topic, [Event(EventType.LRS_STATEMENT, s) for s in fresh])
+        conn.execute(lrs_outbox.insert(), [batch.outbox_rows[s["id"]] for s in fresh])
     return ids
 
 
-def _apply_voiding(conn: Connection, fresh: list[dict]) -> None:
+class _InsertNew:
+    """INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id, seq, per dialect (built once)."""
+
+    def __init__(self):
+        self._built = {}
+
+    def for_dialect(self, name: str):
+        if name not in self._built:
+            if name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            self._built[name] = (insert(t.statements).on_conflict_do_nothing(index_elements=["id"])
+                                 .returning(t.statements.c.id, t.statements.c.seq))
+        return self._built[name]
+
+
+_insert_new_by_dialect = _InsertNew()
+
+
+def _apply_voiding(conn: Connection, fresh: list[dict], arrivals_too: bool) -> None:
     targets = [s["object"]["id"].lower() for s in fresh if s["verb"]["id"] == VOIDED]
     if targets:
         # A voiding statement never voids another voiding statement.
         conn.execute(t.statements.update()
                      .where(t.statements.c.id.in_(targets), t.statements.c.verb_id != VOIDED)
                      .values(voided=True))
-    # A statement arriving after the statement voiding it (possible when consuming topics).
+    # A statement arriving after the statement voiding it (possible when consuming topics,
+    # whose partitions interleave freely; a client sends the target first).
     plain = [s["id"] for s in fresh if s["verb"]["id"] != VOIDED]
-    if plain:
+    if plain and arrivals_too:
         voiders = sa.select(t.statements.c.object_ref).where(
             t.statements.c.object_ref.in_(plain), t.statements.c.verb_id == VOIDED)
         conn.execute(t.statements.update().where(t.statements.c.id.in_(voiders)).values(voided=True))
@@ -312,8 +377,10 @@ def query(conn: Connection, filters: Filters, cursor: dict | None = None,
 
 
 def _indexed(table, kind: str, key: str):
+    """Statements mentioning `key`: kind "A"/"C" directly, "a"/"c" directly or anywhere."""
+    kinds = [kind.upper(), kind] if kind in ("a", "c") else [kind]
     return sa.select(t.statement_index.c.statement_seq).where(
-        t.statement_index.c.kind == kind, t.statement_index.c.hash == key)
+        t.statement_index.c.kind.in_(kinds), t.statement_index.c.hash == key)
 
 
 def _matching(table, filters: Filters) -> list:
@@ -456,7 +523,3 @@ def activity_definition(conn: Connection, activity_id: str) -> dict | None:
     return None if row is None else orjson.loads(row.definition)
 
 
-def known_activity(conn: Connection, activity_id: str) -> bool:
-    return conn.execute(sa.select(t.statement_index.c.statement_seq).where(
-        t.statement_index.c.kind == "c", t.statement_index.c.hash == activity_key(activity_id)).limit(1)).first() \
-        is not None

@@ -1,0 +1,179 @@
+"""Issue 3's benchmark: sustained xAPI ingestion through /xapi/statements, and reads.
+
+Phases, each against a fresh progress service (gunicorn + its worker, whose relay
+publishes to learnstream.lrs.v1), driven by wrk (https://github.com/wg/wrk):
+  single   one statement per POST, enough connections to saturate the server
+  paced    one statement per POST at about half the single rate (latency under load)
+  batch    100 statements per POST
+  pages    GET /xapi/statements?limit=100
+Statements/s are counted in the database (committed), not from responses. The lag from
+commit to topic is the outbox's published_at - created_at per statement (created in
+the request's transaction; published once Kafka acknowledged it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from bench.common import isolated_stack, percentile, report
+from services.progress import tables as progress_tables
+from services.progress.lrs import auth
+from services.progress.lrs import tables as lrs_tables
+from shared import db
+
+
+def statement(i: int) -> dict:
+    return {
+        "actor": {"objectType": "Agent", "name": f"Official {i}", "mbox": f"mailto:official.{i}@agency.example.org"},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/progressed", "display": {"en-US": "progressed"}},
+        "object": {"objectType": "Activity", "id": f"https://content.example.org/dsk/module/{i % 10}",
+                   "definition": {"name": {"en-US": f"Module {i % 10}"},
+                                  "type": "http://adlnet.gov/expapi/activities/module"}},
+        "result": {"completion": False, "duration": "PT4M12S",
+                   "extensions": {"https://w3id.org/xapi/cmi5/result/extensions/progress": 40}},
+        "context": {"registration": str(uuid.UUID(int=i % 5000)), "platform": "bench player",
+                    "contextActivities": {"parent": [{"id": "https://content.example.org/dsk"}],
+                                          "grouping": [{"id": "https://learnstream.dev/cohorts/bench"}]}},
+        "timestamp": "2026-11-23T09:00:00.000Z",
+    }
+
+
+LUA = """
+wrk.method = "{method}"
+wrk.headers["Authorization"] = "{authorization}"
+wrk.headers["X-Experience-API-Version"] = "2.0.0"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[{body}]==]
+{extra}
+"""
+
+
+def wrk(url: str, script: str, connections: int, seconds: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", handle.name, url],
+                         capture_output=True, text=True, check=True).stdout
+    Path(handle.name).unlink()
+
+    def ms(label: str) -> float:
+        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(match.group(1)), match.group(2)
+        return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 2)
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket = re.search(r"Socket errors: (.*)", out)
+    return {"requests_per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": ms("50"), "p99_ms": ms("99"), "non_2xx": int(errors.group(1)) if errors else 0,
+            "socket_errors": socket.group(1) if socket else "none"}
+
+
+def committed(engine) -> int:
+    with db.reading(engine) as conn:
+        return conn.scalar(sa.select(sa.func.count()).select_from(lrs_tables.statements))
+
+
+def publish_lag(engine, since_id: int, timeout: float = 120) -> dict:
+    """Wait until the outbox is drained; the per-statement commit-to-topic lag."""
+    outbox = progress_tables.outbox
+    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    while time.monotonic() < deadline:
+        with db.reading(engine) as conn:
+            pending = conn.scalar(sa.select(sa.func.count()).select_from(outbox).where(outbox.c.published_at.is_(None)))
+        if not pending:
+            break
+        time.sleep(0.1)
+    drained_after = time.monotonic() - started
+    with db.reading(engine) as conn:
+        rows = conn.execute(sa.select(outbox.c.created_at, outbox.c.published_at)
+                            .where(outbox.c.id > since_id, outbox.c.published_at.is_not(None))).all()
+    lags = [(row.published_at - row.created_at).total_seconds() for row in rows]
+    return {"commit_to_topic_p50_s": round(percentile(lags, 50), 3),
+            "commit_to_topic_p99_s": round(percentile(lags, 99), 3),
+            "commit_to_topic_max_s": round(max(lags, default=float("nan")), 3),
+            "outbox_drained_s_after_load": round(drained_after, 2)}
+
+
+def last_outbox_id(engine) -> int:
+    with db.reading(engine) as conn:
+        return conn.scalar(sa.select(sa.func.coalesce(sa.func.max(progress_tables.outbox.c.id), 0)))
+
+
+def phase(stack, engine, url, authorization, name, body, connections, seconds, extra="") -> dict:
+    before, outbox_before = committed(engine), last_outbox_id(engine)
+    script = LUA.format(method="POST", authorization=authorization, body=json.dumps(body), extra=extra)
+    started = time.monotonic()
+    figures = wrk(url, script, connections, seconds)
+    elapsed = time.monotonic() - started
+    stored = committed(engine) - before
+    figures.update(statements=stored, statements_per_second=round(stored / elapsed),
+                   connections=connections, **publish_lag(engine, outbox_before))
+    print(f"  {name}: {figures}", flush=True)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench.lrs needs wrk (the HTTP load generator): apt-get install wrk, or build it from "
+                 "https://github.com/wg/wrk, then run again.")
+    stack, run_id = isolated_stack(("progress",))
+    print(f"LRS benchmark {run_id}: {args.seconds} s per phase, {args.connections} connections")
+    stack.prepare()
+    engine = db.create_engine(stack.settings("progress").database_url)
+    key, secret = auth.create(engine, "bench", ["all"])
+    import base64
+    authorization = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
+    stack.start()
+    url = f"{stack.url('progress')}/xapi/statements"
+    figures: dict = {}
+    try:
+        single = phase(stack, engine, url, authorization, "single", statement(1), args.connections, args.seconds)
+        rate = single["statements_per_second"] / 2
+        # wrk has no fixed rate: each of 8 connections waits between requests to reach ~half.
+        delay_ms = max(1, int(8 * 1000 / max(rate, 1)))
+        paced = phase(stack, engine, url, authorization, "paced", statement(2), 8, args.seconds,
+                      extra=f"function delay() return {delay_ms} end")
+        batch = phase(stack, engine, url, authorization, "batch", [statement(i) for i in range(100)],
+                      args.connections, args.seconds)
+        pages_script = LUA.format(method="GET", authorization=authorization, body="", extra="")
+        pages = wrk(f"{url}?limit=100", pages_script, args.connections, max(10, args.seconds // 2))
+        print(f"  pages: {pages}", flush=True)
+        figures = {
+            "single_statements_per_second": single["statements_per_second"],
+            "single_p50_ms": single["p50_ms"], "single_p99_ms": single["p99_ms"],
+            "single_errors": single["non_2xx"],
+            "single_commit_to_topic_p99_s": single["commit_to_topic_p99_s"],
+            "paced_statements_per_second": paced["statements_per_second"],
+            "paced_p50_ms": paced["p50_ms"], "paced_p99_ms": paced["p99_ms"],
+            "paced_commit_to_topic_p99_s": paced["commit_to_topic_p99_s"],
+            "batch100_statements_per_second": batch["statements_per_second"],
+            "batch100_p50_ms": batch["p50_ms"], "batch100_p99_ms": batch["p99_ms"],
+            "batch100_errors": batch["non_2xx"],
+            "batch100_commit_to_topic_p99_s": batch["commit_to_topic_p99_s"],
+            "batch100_outbox_drained_s_after_load": batch["outbox_drained_s_after_load"],
+            "pages_of_100_per_second": pages["requests_per_second"],
+            "pages_p50_ms": pages["p50_ms"], "pages_p99_ms": pages["p99_ms"],
+            "goal": ">=1,500/s single, >=10,000/s in 100s, on Kafka within 1 s, single p99 <100 ms at half rate",
+        }
+    finally:
+        stack.stop()
+        engine.dispose()
+    report("lrs", run_id, figures)
+
+
+if __name__ == "__main__":
+    main()

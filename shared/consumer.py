@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Connection, list[dict]], None]
 
+# How long polls may bring nothing before the runner checks that it is not stuck.
+STALL_CHECK_S = 30.0
+
 APPLIED = Counter("learnstream_projection_applied_total", "Statements applied to read models", ["service"])
 DUPLICATES = Counter("learnstream_projection_duplicates_total", "Redelivered statements skipped", ["service"])
 DEAD_LETTERS = Counter("learnstream_projection_dead_letters_total", "Records sent to the dead-letter topic",
@@ -222,12 +225,19 @@ class ProjectionRunner:
 
         self._wait_for_partitions(consumer, stop)
         consumer.subscribe(self.projection.topics, listener=SeekToStoredOffsets())
+        last_records = time.monotonic()
         try:
             while not stop.is_set():
                 polled = consumer.poll(timeout_ms=200)
                 records = [r for batch in polled.values() for r in batch]
                 if not records:
+                    if time.monotonic() - last_records > STALL_CHECK_S:
+                        if self._stalled(consumer):
+                            log.warning("consumer stalled with records waiting; reconnecting")
+                            return  # the worker starts a fresh consumer
+                        last_records = time.monotonic()
                     continue
+                last_records = time.monotonic()
                 try:
                     offsets = self.process(records)
                 except Exception:
@@ -243,6 +253,20 @@ class ProjectionRunner:
             consumer.close(autocommit=False)
             if self._dead_letter_producer is not None:
                 self._dead_letter_producer.close()
+
+    def _stalled(self, consumer) -> bool:
+        """Records are waiting on our partitions (or we hold none at all), yet polls bring
+        nothing. Seen with kafka-python 3 when a group member is evicted under load and
+        its rejoin hangs; a fresh consumer recovers, and the stored offsets make that safe."""
+        assignment = consumer.assignment()
+        if not assignment:
+            return True
+        try:
+            ends = consumer.end_offsets(list(assignment))
+        except Exception:  # the broker is away: nothing a new consumer would do better
+            return False
+        stored = self.stored_offsets()
+        return any(end > stored.get(tp, 0) for tp, end in ends.items())
 
     # --- rebuild -------------------------------------------------------------------------
 

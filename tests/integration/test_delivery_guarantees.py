@@ -99,7 +99,16 @@ def test_a_consumer_that_dies_mid_batch_resumes_with_the_read_model_exactly_righ
     thread.join(timeout=120)
     assert died.is_set()
     partial = _count(engine, progress_tables.learner_enrolments)
-    assert 0 < partial < 300 and partial % 40 == 0  # only whole batches survived the crash
+    # Nothing of the batch in flight survived: the rows are exactly the enrolments whose
+    # statements are recorded as processed (with the offsets, in the same transactions).
+    enrollment_engine = db.create_engine(deployment.settings("enrollment").database_url)
+    with enrollment_engine.connect() as conn:
+        catalog = {xapi.decode(p)["id"] for p in conn.scalars(sa.select(enrollment_tables.outbox.c.payload).where(
+            enrollment_tables.outbox.c.event_type != events.EventType.LEARNER_ENROLLED))}
+    enrollment_engine.dispose()
+    with engine.connect() as conn:
+        processed = set(conn.scalars(sa.select(progress_tables.processed_statements.c.statement_id)))
+    assert 0 < partial < 300 and partial == len(processed - catalog)
 
     stop = threading.Event()
     resumed = threading.Thread(
@@ -210,3 +219,29 @@ def test_only_one_relay_publishes_an_outbox_at_a_time(deployment):
         on_partition = [xapi.decode(r.value)["id"] for r in records if r.partition == partition]
         assert on_partition == [sid for sid in outbox_order if sid in set(on_partition)]  # in commit order
     engine.dispose()
+
+
+def test_a_consumer_that_polls_nothing_while_records_wait_counts_as_stalled(deployment):
+    """The runner's watchdog: lag on its partitions with nothing polled means reconnect."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    enrollment = deployment.app("enrollment").test_client()
+    _, cohort = define_cohort(enrollment)
+    import_csv(enrollment, cohort["id"], learners_csv(20))
+    deployment.start_worker("enrollment")
+    settings = deployment.settings("progress")
+    topic = settings.topic("enrollment")
+    records = read_topic(deployment.env["KAFKA_BOOTSTRAP_SERVERS"], topic, expected=22)
+    engine = db.create_engine(settings.database_url)
+    runner = ProjectionRunner(settings, engine, PROGRESS.projection(settings), PROGRESS.offsets, PROGRESS.processed)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
+        assert runner._stalled(consumer)  # 22 records waiting, none applied
+        runner.process(records)
+        assert not runner._stalled(consumer)  # everything applied: idle, not stalled
+        consumer.assign([])
+        assert runner._stalled(consumer)  # holding no partition at all
+    finally:
+        consumer.close()
+        engine.dispose()

@@ -99,6 +99,6 @@ def certificates(client, **filters) -> dict:
     return response.json
 
 
-def wait_for_certificates(client, count: int, timeout: float = 60, **filters) -> list[dict]:
+def wait_for_certificates(client, count: int, timeout: float = 120, **filters) -> list[dict]:
     return eventually(lambda: (page := certificates(client, **filters))["total"] >= count and page["items"],
                       timeout=timeout, message=f"{count} certificates")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -109,15 +110,58 @@ def last_outbox_id(engine) -> int:
         return conn.scalar(sa.select(sa.func.coalesce(sa.func.max(progress_tables.outbox.c.id), 0)))
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its threads (Linux /proc), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_seconds() -> float:
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(stack) -> dict[str, float]:
+    """CPU seconds so far: the web tier (gunicorn workers), the worker (relay and
+    projections), and the whole machine (wrk, broker, database, anything else)."""
+    snapshot = {"web": 0.0, "worker": 0.0}
+    for label, process in stack.processes:
+        if label.endswith("web"):
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+            pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+            snapshot["web"] += sum(_cpu_seconds(pid) for pid in pids) + _cpu_seconds(process.pid)
+        else:
+            snapshot["worker"] += _cpu_seconds(process.pid)
+    snapshot["machine"] = _machine_busy_seconds()
+    return snapshot
+
+
+def cpu_split(before: dict, after: dict, elapsed: float, statements: int) -> dict:
+    used = {k: after[k] - before[k] for k in before}
+    other = used["machine"] - used["web"] - used["worker"]
+    per = max(statements, 1)
+    return {"cpu_cores_busy": round(used["machine"] / elapsed, 2),
+            "web_us_per_statement": round(used["web"] / per * 1e6),
+            "worker_us_per_statement": round(used["worker"] / per * 1e6),
+            "rest_us_per_statement": round(other / per * 1e6)}
+
+
 def phase(stack, engine, url, authorization, name, body, connections, seconds, extra="") -> dict:
     before, outbox_before = committed(engine), last_outbox_id(engine)
     script = LUA.format(method="POST", authorization=authorization, body=json.dumps(body), extra=extra)
+    cpu_before = cpu_snapshot(stack)
     started = time.monotonic()
     figures = wrk(url, script, connections, seconds)
     elapsed = time.monotonic() - started
     stored = committed(engine) - before
     figures.update(statements=stored, statements_per_second=round(stored / elapsed),
                    connections=connections, **publish_lag(engine, outbox_before))
+    # After the outbox drained: the relay's and projections' share of the work is in.
+    figures.update(cpu_split(cpu_before, cpu_snapshot(stack), time.monotonic() - started, stored))
     print(f"  {name}: {figures}", flush=True)
     return figures
 
@@ -165,6 +209,11 @@ def main() -> None:
             "batch100_errors": batch["non_2xx"],
             "batch100_commit_to_topic_p99_s": batch["commit_to_topic_p99_s"],
             "batch100_outbox_drained_s_after_load": batch["outbox_drained_s_after_load"],
+            "single_cpu_us_per_statement_web_worker_rest": [single[k] for k in (
+                "web_us_per_statement", "worker_us_per_statement", "rest_us_per_statement")],
+            "batch100_cpu_us_per_statement_web_worker_rest": [batch[k] for k in (
+                "web_us_per_statement", "worker_us_per_statement", "rest_us_per_statement")],
+            "cpu_cores_busy_single_batch": [single["cpu_cores_busy"], batch["cpu_cores_busy"]],
             "pages_of_100_per_second": pages["requests_per_second"],
             "pages_p50_ms": pages["p50_ms"], "pages_p99_ms": pages["p99_ms"],
             "goal": ">=1,500/s single, >=10,000/s in 100s, on Kafka within 1 s, single p99 <100 ms at half rate",

@@ -4,24 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.progress.lrs import statements as st
+from services.progress.lrs import tables as t
 from shared import xapi
+from shared.events import EventType
 
 
 def store_from_bus(conn: Connection, statements: list[dict]) -> None:
     """Idempotent by statement id; keeps the producer's stored, authority and version."""
     now = xapi.utc_now()
+    known = set(conn.scalars(sa.select(t.statements.c.id).where(
+        t.statements.c.id.in_(list({s["id"].lower() for s in statements})))))
     batch = {}
     for statement in statements:
+        if statement["id"].lower() in known:
+            continue
         statement = dict(statement)
         statement["id"] = statement["id"].lower()
         statement.setdefault("stored", xapi.format_timestamp(now))
         statement.setdefault("timestamp", statement["stored"])
         statement.setdefault("version", "1.0.0")
         batch[statement["id"]] = statement
-    st.store(conn, list(batch.values()), lrs_outbox=None, topic=None, from_bus=True)
+    if batch:
+        st.store(conn, list(batch.values()), lrs_outbox=None, topic=None, from_bus=True)
 
 
 class AlsoStoredInLrs(Mapping):
@@ -32,6 +40,11 @@ class AlsoStoredInLrs(Mapping):
 
     def __getitem__(self, event_type):
         inner = self._handlers.get(event_type)
+        if event_type == EventType.LRS_STATEMENT:
+            # The LRS's own statements, back from learnstream.lrs.v1: stored when accepted.
+            if inner is None:
+                raise KeyError(event_type)
+            return inner
 
         def handle(conn: Connection, statements: list[dict]) -> None:
             if inner is not None:
@@ -40,7 +53,10 @@ class AlsoStoredInLrs(Mapping):
         return handle
 
     def get(self, event_type, default=None):
-        return self[event_type]
+        try:
+            return self[event_type]
+        except KeyError:
+            return default
 
     def __iter__(self):
         return iter(self._handlers)

@@ -124,6 +124,16 @@ def _activities(rows) -> dict[str, dict[str, domain.Activity]]:
     return merged
 
 
+def learners_with_facts(conn: Connection, learner_keys: set[str]) -> set[str]:
+    """Those of these learners that have any fact to summarise."""
+    found: set[str] = set()
+    keys = sorted(learner_keys)
+    for table in (t.learner_statements, t.final_test_outcomes, t.learner_certificates):
+        for chunk in _chunks(keys):
+            found.update(conn.scalars(sa.select(table.c.learner_key).where(table.c.learner_key.in_(chunk)).distinct()))
+    return found
+
+
 def refresh_learners(conn: Connection, learner_keys: set[str]) -> None:
     """Recompute the progress columns of every enrolment of these learners, and their
     activity days."""

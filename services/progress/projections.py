@@ -60,6 +60,7 @@ def _learner_row(stmt: dict, status: str) -> dict:
         "enrolled_at": xapi.parse_timestamp(stmt["timestamp"]) if status == ENROLLED else None,
         "deadline": xapi.parse_timestamp(deadline) if deadline else None,
         "withdrawn_at": xapi.parse_timestamp(stmt["timestamp"]) if status == WITHDRAWN else None,
+        "modules_required": len(stmt["object"]["definition"]["extensions"][xapi.EXT_PROGRAMME]["required_modules"]),
     }
 
 
@@ -73,8 +74,8 @@ def on_learner_enrolled(conn: Connection, statements: list[dict]) -> None:
     # DO NOTHING on conflict: a withdrawal seen first must not be undone by its enrolment.
     rows = [_learner_row(s, ENROLLED) for s in statements]
     db.insert_ignoring_duplicates(conn, t.learner_enrolments, rows, ["registration"])
-    # Facts that arrived before the enrolment count now.
-    facts.refresh_learners(conn, {row["learner_key"] for row in rows})
+    # Facts that arrived before the enrolment count now (most learners have none yet).
+    facts.refresh_learners(conn, facts.learners_with_facts(conn, {row["learner_key"] for row in rows}))
 
 
 def on_learner_withdrew(conn: Connection, statements: list[dict]) -> None:

@@ -217,6 +217,13 @@ def context_activity(stmt: dict, kind: str) -> dict | None:
     return found[0] if found else None
 
 
+def moment(stmt: dict) -> datetime | None:
+    """When the statement says it happened: its timestamp, else when it was stored.
+    Read models decide by this, never by the clock, so a replay decides the same."""
+    text = stmt.get("timestamp") or stmt.get("stored")
+    return parse_timestamp(text) if text else None
+
+
 def activity_name(obj: dict | None) -> str | None:
     if not obj:
         return None

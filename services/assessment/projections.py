@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from services.assessment import tables as t
 from services.assessment.domain import BEST, Outcome, summarise
 from services.assessment.repository import LRS, OWN
-from shared import db, xapi
+from shared import catalog, db, xapi
 from shared.config import Settings
 from shared.consumer import Projection
 from shared.events import EventType
@@ -33,35 +33,28 @@ def _chunks(items: list, size: int = _CHUNK):
         yield items[start:start + size]
 
 
-def _moment(stmt: dict):
-    text = stmt.get("timestamp") or stmt.get("stored")
-    return xapi.parse_timestamp(text) if text else None
-
-
 # --- enrollment topic --------------------------------------------------------------------------
 
-def _programme_row(activity: dict) -> dict:
-    details = xapi.object_extensions({"object": activity})[xapi.EXT_PROGRAMME]
-    return {"id": details["id"], "code": details["code"], "final_test": details["final_test"], "activity": activity}
+def _programme_row(programme: catalog.Programme) -> dict:
+    return {"id": programme.id, "code": programme.code, "final_test": programme.final_test,
+            "activity": programme.activity}
 
 
 def on_programme_defined(conn: Connection, statements: list[dict]) -> None:
-    rows = {row["id"]: row for row in (_programme_row(s["object"]) for s in statements)}
-    db.upsert(conn, t.known_programmes, list(rows.values()), ["id"])
+    rows = [_programme_row(catalog.programme(s["object"])) for s in statements]
+    db.upsert(conn, t.known_programmes, catalog.latest_by_id(rows), ["id"])
 
 
 def _enrolment_row(stmt: dict, status: str) -> dict:
-    programme = _programme_row(stmt["object"])
-    cohort = xapi.context_activity(stmt, "grouping")
-    deadline = xapi.context_extensions(stmt).get(xapi.EXT_DEADLINE)
-    cohort_details = (cohort or {}).get("definition", {}).get("extensions", {}).get(xapi.EXT_COHORT, {})
+    enrolment = catalog.enrolment(stmt)
     return {
-        "registration": xapi.registration(stmt), "programme_id": programme["id"],
-        "cohort_id": cohort_details.get("id"), "learner_key": xapi.learner_key(stmt["actor"]),
-        "final_test": programme["final_test"], "actor": stmt["actor"], "programme": stmt["object"],
-        "cohort": cohort, "status": status, "deadline": xapi.parse_timestamp(deadline) if deadline else None,
-        "enrolled_at": _moment(stmt) if status == ACTIVE else None,
-        "withdrawn_at": _moment(stmt) if status == WITHDRAWN else None,
+        "registration": enrolment.registration, "programme_id": enrolment.programme.id,
+        "cohort_id": enrolment.cohort and enrolment.cohort.id, "learner_key": enrolment.learner_key,
+        "final_test": enrolment.programme.final_test, "actor": enrolment.actor,
+        "programme": enrolment.programme.activity, "cohort": enrolment.cohort and enrolment.cohort.activity,
+        "status": status, "deadline": enrolment.deadline,
+        "enrolled_at": enrolment.at if status == ACTIVE else None,
+        "withdrawn_at": enrolment.at if status == WITHDRAWN else None,
     }
 
 
@@ -95,7 +88,7 @@ def on_final_test_defined(conn: Connection, statements: list[dict]) -> None:
         details = xapi.object_extensions(stmt)[xapi.EXT_FINAL_TEST]
         row = {"programme_id": details["programme_id"], "max_attempts": details["max_attempts"],
                "counting": details["counting"], "pass_mark": details["pass_mark"],
-               "revision": details["revision"], "defined_at": _moment(stmt)}
+               "revision": details["revision"], "defined_at": xapi.moment(stmt)}
         current = conn.scalar(sa.select(t.test_rules.c.revision)
                               .where(t.test_rules.c.programme_id == row["programme_id"]))
         # The newest definition wins whatever the arrival order (operators' statements
@@ -130,7 +123,7 @@ def on_attempt_decided(conn: Connection, statements: list[dict]) -> None:
     for stmt in statements:
         result = stmt["result"]
         rows.append(_own_attempt_row(stmt) | {
-            "finished_at": _moment(stmt), "scaled": result["score"]["scaled"], "success": bool(result["success"])})
+            "finished_at": xapi.moment(stmt), "scaled": result["score"]["scaled"], "success": bool(result["success"])})
     db.upsert(conn, t.attempt_log, list({r["attempt_id"]: r for r in rows}.values()), ["attempt_id"])
     refresh(conn, [row["registration"] for row in rows])
 
@@ -143,14 +136,14 @@ def _reported_result(stmt: dict) -> dict | None:
     Every statement with result.success is kept, whether or not its activity is yet known
     as some programme's final test: the programme may arrive later on another topic."""
     result = stmt.get("result") or {}
-    if not isinstance(result.get("success"), bool) or _moment(stmt) is None:
+    if not isinstance(result.get("success"), bool) or xapi.moment(stmt) is None:
         return None
     if xapi.EXT_ATTEMPT in xapi.context_extensions(stmt) or stmt.get("authority") == AUTHORITY:
         return None  # our own statement echoed by the LRS; counted from our topic already
     scaled = (result.get("score") or {}).get("scaled")
     return {"attempt_id": stmt["id"], "source": LRS, "registration": xapi.registration(stmt),
             "learner_key": xapi.learner_key(stmt["actor"]), "activity_id": xapi.object_id(stmt) or "",
-            "number": None, "started_at": None, "finished_at": _moment(stmt),
+            "number": None, "started_at": None, "finished_at": xapi.moment(stmt),
             "scaled": float(scaled) if isinstance(scaled, (int, float)) else None, "success": result["success"]}
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from services.certification import handlers
 from services.certification import tables as t
 from services.certification.domain import COMPLETED, IN_PROGRESS, PASSED
-from shared import db, xapi
+from shared import catalog, db, xapi
 from shared.config import Settings
 from shared.consumer import Projection
 from shared.events import EventType
@@ -30,61 +30,47 @@ from shared.events import EventType
 MODULE_VERBS = {xapi.COMPLETED.id: COMPLETED, xapi.SATISFIED.id: COMPLETED, xapi.PASSED.id: PASSED}
 
 
-def _moment(stmt: dict):
-    text = stmt.get("timestamp") or stmt.get("stored")
-    return xapi.parse_timestamp(text) if text else None
+def _programme(programme: catalog.Programme) -> dict:
+    return {"id": programme.id, "code": programme.code, "title": programme.title,
+            "required_modules": list(programme.required_modules), "final_test": programme.final_test}
 
 
-def _latest_by_id(rows: list[dict]) -> list[dict]:
-    return list({row["id"]: row for row in rows}.values())
-
-
-def _programme(activity: dict) -> dict:
-    details = xapi.object_extensions({"object": activity})[xapi.EXT_PROGRAMME]
-    return {"id": details["id"], "code": details["code"], "title": xapi.activity_name(activity) or details["code"],
-            "required_modules": list(details["required_modules"]), "final_test": details["final_test"]}
-
-
-def _cohort(activity: dict) -> dict:
-    details = xapi.object_extensions({"object": activity})[xapi.EXT_COHORT]
-    return {"id": details["id"], "programme_id": details["programme_id"],
-            "name": xapi.activity_name(activity) or details["id"], "agency": details.get("agency")}
+def _cohort(cohort: catalog.Cohort) -> dict:
+    return {"id": cohort.id, "programme_id": cohort.programme_id, "name": cohort.name, "agency": cohort.agency}
 
 
 # --- enrollment topic --------------------------------------------------------------------------
 
 def on_programme_defined(settings: Settings, conn: Connection, statements: list[dict]) -> None:
-    db.upsert(conn, t.programmes, _latest_by_id([_programme(s["object"]) for s in statements]), ["id"])
+    rows = [_programme(catalog.programme(s["object"])) for s in statements]
+    db.upsert(conn, t.programmes, catalog.latest_by_id(rows), ["id"])
 
 
 def on_cohort_defined(settings: Settings, conn: Connection, statements: list[dict]) -> None:
-    db.upsert(conn, t.cohorts, _latest_by_id([_cohort(s["object"]) for s in statements]), ["id"])
+    db.upsert(conn, t.cohorts, catalog.latest_by_id([_cohort(catalog.cohort(s["object"])) for s in statements]),
+              ["id"])
 
 
-def _enrolment_row(stmt: dict) -> dict:
-    programme = _programme(stmt["object"])
-    cohort_activity = xapi.context_activity(stmt, "grouping")
-    cohort = _cohort(cohort_activity) if cohort_activity else None
-    ext = xapi.context_extensions(stmt)
-    deadline = ext.get(xapi.EXT_DEADLINE)
+def _enrolment_row(enrolment: catalog.Enrolment) -> dict:
+    programme, cohort = enrolment.programme, enrolment.cohort
     return {
-        "registration": xapi.registration(stmt), "programme_id": programme["id"],
-        "programme_code": programme["code"], "programme_title": programme["title"],
-        "programme_activity": stmt["object"], "required_modules": programme["required_modules"],
-        "final_test": programme["final_test"], "cohort_id": cohort and cohort["id"],
-        "cohort_name": cohort and cohort["name"], "cohort_activity": cohort_activity,
-        "learner_key": xapi.learner_key(stmt["actor"]), "actor": stmt["actor"], "name": stmt["actor"].get("name"),
-        "organisation": ext.get(xapi.EXT_ORGANISATION),
-        "deadline": xapi.parse_timestamp(deadline) if deadline else None,
+        "registration": enrolment.registration, "programme_id": programme.id,
+        "programme_code": programme.code, "programme_title": programme.title,
+        "programme_activity": programme.activity, "required_modules": list(programme.required_modules),
+        "final_test": programme.final_test, "cohort_id": cohort and cohort.id,
+        "cohort_name": cohort and cohort.name, "cohort_activity": cohort and cohort.activity,
+        "learner_key": enrolment.learner_key, "actor": enrolment.actor, "name": enrolment.name,
+        "organisation": enrolment.organisation, "deadline": enrolment.deadline,
         "enrolled_at": None, "withdrawn_at": None, "standing": IN_PROGRESS, "qualified_at": None,
     }
 
 
 def _store_enrolments(conn: Connection, statements: list[dict], moment_column: str) -> list[dict]:
-    rows = [_enrolment_row(s) | {moment_column: _moment(s)} for s in statements]
-    db.upsert(conn, t.programmes, _latest_by_id([_programme(s["object"]) for s in statements]), ["id"])
-    cohorts = [_cohort(a) for a in (xapi.context_activity(s, "grouping") for s in statements) if a]
-    db.upsert(conn, t.cohorts, _latest_by_id(cohorts), ["id"])
+    enrolments = [catalog.enrolment(s) for s in statements]
+    rows = [_enrolment_row(e) | {moment_column: e.at} for e in enrolments]
+    db.upsert(conn, t.programmes, catalog.latest_by_id([_programme(e.programme) for e in enrolments]), ["id"])
+    cohorts = [_cohort(e.cohort) for e in enrolments if e.cohort]
+    db.upsert(conn, t.cohorts, catalog.latest_by_id(cohorts), ["id"])
     # DO NOTHING, then set only this statement's moment: an enrolment and its withdrawal
     # may arrive in either order, and neither undoes the other.
     db.insert_ignoring_duplicates(conn, t.learner_enrolments, rows, ["registration"])
@@ -108,7 +94,7 @@ def on_learner_withdrew(settings: Settings, conn: Connection, statements: list[d
 # --- achievements: the LRS and assessment topics -------------------------------------------------
 
 def _achievement(stmt: dict, kind: str) -> dict | None:
-    moment, activity_id = _moment(stmt), xapi.object_id(stmt)
+    moment, activity_id = xapi.moment(stmt), xapi.object_id(stmt)
     if moment is None or not activity_id or stmt["object"].get("objectType", "Activity") != "Activity":
         return None
     return {"statement_id": stmt["id"], "learner_key": xapi.learner_key(stmt["actor"]),

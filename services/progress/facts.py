@@ -27,10 +27,6 @@ def _chunks(items: list, size: int = _CHUNK):
         yield items[start:start + size]
 
 
-def _when(stmt: dict) -> datetime:
-    return xapi.parse_timestamp(stmt.get("timestamp") or stmt["stored"])
-
-
 def _voided_ids(conn: Connection, ids: list[str]) -> set[str]:
     found: set[str] = set()
     for chunk in _chunks(ids):
@@ -63,7 +59,7 @@ def record_activity(conn: Connection, statements: list[dict]) -> set[str]:
             continue
         result = stmt.get("result") or {}
         rows.append({"statement_id": stmt["id"].lower(), "learner_key": xapi.learner_key(stmt["actor"]),
-                     "activity_id": activity_id, "at": _when(stmt),
+                     "activity_id": activity_id, "at": xapi.moment(stmt),
                      "completed": xapi.verb_id(stmt) in domain.COMPLETION_VERBS or result.get("completion") is True,
                      "seconds": domain.duration_seconds(result.get("duration"))})
     return _insert_facts(conn, t.learner_statements, rows)
@@ -79,7 +75,7 @@ def record_outcomes(conn: Connection, statements: list[dict]) -> set[str]:
             continue
         rows.append({"statement_id": stmt["id"].lower(), "learner_key": xapi.learner_key(stmt["actor"]),
                      "activity_id": xapi.object_id(stmt), "success": bool(result["success"]),
-                     "score": (result.get("score") or {}).get("scaled"), "at": _when(stmt)})
+                     "score": (result.get("score") or {}).get("scaled"), "at": xapi.moment(stmt)})
     return _insert_facts(conn, t.final_test_outcomes, rows)
 
 
@@ -95,7 +91,7 @@ def record_certificates(conn: Connection, statements: list[dict], status: str) -
     for stmt in statements:
         details = xapi.object_extensions(stmt).get(xapi.EXT_CERTIFICATE) or {}
         learner = xapi.context_extensions(stmt).get(xapi.EXT_LEARNER) or stmt["actor"]
-        at = _when(stmt)
+        at = xapi.moment(stmt)
         row = {"learner_key": xapi.learner_key(learner), "programme_id": details["programme_id"],
                "number": details.get("number"), "status": status,
                "issued_at": xapi.parse_timestamp(details["issued_at"]) if details.get("issued_at") else None,

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from services.progress import facts
 from services.progress import tables as t
 from services.progress.lrs.projection import AlsoStoredInLrs
-from shared import db, xapi
+from shared import catalog, db
 from shared.config import Settings
 from shared.consumer import Projection
 from shared.events import EventType
@@ -18,69 +18,59 @@ ENROLLED = "enrolled"
 WITHDRAWN = "withdrawn"
 
 
-def _programme_row(activity: dict) -> dict:
-    details = activity["definition"]["extensions"][xapi.EXT_PROGRAMME]
-    return {"id": details["id"], "code": details["code"], "title": xapi.activity_name(activity) or details["code"],
-            "activity_id": activity["id"], "required_modules": details["required_modules"],
-            "final_test": details["final_test"], "window_days": details["window_days"]}
+def _programme_row(programme: catalog.Programme) -> dict:
+    return {"id": programme.id, "code": programme.code, "title": programme.title,
+            "activity_id": programme.activity["id"], "required_modules": list(programme.required_modules),
+            "final_test": programme.final_test, "window_days": programme.window_days}
 
 
-def _cohort_row(activity: dict) -> dict:
-    details = activity["definition"]["extensions"][xapi.EXT_COHORT]
-    return {"id": details["id"], "programme_id": details["programme_id"], "name": xapi.activity_name(activity),
-            "agency": details["agency"], "province": details.get("province"), "wave": details["wave"],
-            "accounts_issued_at": xapi.parse_timestamp(details["accounts_issued_at"]),
-            "activity_id": activity["id"]}
-
-
-def _latest_by_id(rows: list[dict]) -> list[dict]:
-    return list({row["id"]: row for row in rows}.values())
+def _cohort_row(cohort: catalog.Cohort) -> dict:
+    return {"id": cohort.id, "programme_id": cohort.programme_id, "name": cohort.name, "agency": cohort.agency,
+            "province": cohort.province, "wave": cohort.wave, "accounts_issued_at": cohort.accounts_issued_at,
+            "activity_id": cohort.activity["id"]}
 
 
 def on_programme_defined(conn: Connection, statements: list[dict]) -> None:
-    db.upsert(conn, t.programmes, _latest_by_id([_programme_row(s["object"]) for s in statements]), ["id"])
+    rows = [_programme_row(catalog.programme(s["object"])) for s in statements]
+    db.upsert(conn, t.programmes, catalog.latest_by_id(rows), ["id"])
 
 
 def on_cohort_defined(conn: Connection, statements: list[dict]) -> None:
-    db.upsert(conn, t.cohorts, _latest_by_id([_cohort_row(s["object"]) for s in statements]), ["id"])
+    rows = [_cohort_row(catalog.cohort(s["object"])) for s in statements]
+    db.upsert(conn, t.cohorts, catalog.latest_by_id(rows), ["id"])
 
 
-def _learner_row(stmt: dict, status: str) -> dict:
-    cohort = xapi.context_activity(stmt, "grouping")
-    ext = xapi.context_extensions(stmt)
-    deadline = ext.get(xapi.EXT_DEADLINE)
+def _learner_row(enrolment: catalog.Enrolment, status: str) -> dict:
     return {
-        "registration": xapi.registration(stmt),
-        "cohort_id": cohort["definition"]["extensions"][xapi.EXT_COHORT]["id"],
-        "programme_id": stmt["object"]["definition"]["extensions"][xapi.EXT_PROGRAMME]["id"],
-        "learner_key": xapi.learner_key(stmt["actor"]),
-        "name": stmt["actor"].get("name"),
-        "organisation": ext.get(xapi.EXT_ORGANISATION),
-        "status": status,
-        "enrolled_at": xapi.parse_timestamp(stmt["timestamp"]) if status == ENROLLED else None,
-        "deadline": xapi.parse_timestamp(deadline) if deadline else None,
-        "withdrawn_at": xapi.parse_timestamp(stmt["timestamp"]) if status == WITHDRAWN else None,
-        "modules_required": len(stmt["object"]["definition"]["extensions"][xapi.EXT_PROGRAMME]["required_modules"]),
+        "registration": enrolment.registration, "cohort_id": enrolment.cohort.id,
+        "programme_id": enrolment.programme.id, "learner_key": enrolment.learner_key, "name": enrolment.name,
+        "organisation": enrolment.organisation, "status": status, "deadline": enrolment.deadline,
+        "enrolled_at": enrolment.at if status == ENROLLED else None,
+        "withdrawn_at": enrolment.at if status == WITHDRAWN else None,
+        "modules_required": len(enrolment.programme.required_modules),
     }
 
 
-def _cohorts_of(statements: list[dict]) -> list[dict]:
-    return _latest_by_id([_cohort_row(xapi.context_activity(s, "grouping")) for s in statements])
+def _store_catalog(conn: Connection, enrolments: list[catalog.Enrolment]) -> None:
+    """An enrolment carries its programme and cohort: either may be seen here first."""
+    db.upsert(conn, t.cohorts, catalog.latest_by_id([_cohort_row(e.cohort) for e in enrolments]), ["id"])
+    db.upsert(conn, t.programmes, catalog.latest_by_id([_programme_row(e.programme) for e in enrolments]), ["id"])
 
 
 def on_learner_enrolled(conn: Connection, statements: list[dict]) -> None:
-    db.upsert(conn, t.cohorts, _cohorts_of(statements), ["id"])
-    db.upsert(conn, t.programmes, _latest_by_id([_programme_row(s["object"]) for s in statements]), ["id"])
+    enrolments = [catalog.enrolment(s) for s in statements]
+    _store_catalog(conn, enrolments)
     # DO NOTHING on conflict: a withdrawal seen first must not be undone by its enrolment.
-    rows = [_learner_row(s, ENROLLED) for s in statements]
+    rows = [_learner_row(e, ENROLLED) for e in enrolments]
     db.insert_ignoring_duplicates(conn, t.learner_enrolments, rows, ["registration"])
     # Facts that arrived before the enrolment count now (most learners have none yet).
     facts.refresh_learners(conn, facts.learners_with_facts(conn, {row["learner_key"] for row in rows}))
 
 
 def on_learner_withdrew(conn: Connection, statements: list[dict]) -> None:
-    db.upsert(conn, t.cohorts, _cohorts_of(statements), ["id"])
-    rows = [_learner_row(s, WITHDRAWN) for s in statements]
+    enrolments = [catalog.enrolment(s) for s in statements]
+    _store_catalog(conn, enrolments)
+    rows = [_learner_row(e, WITHDRAWN) for e in enrolments]
     db.insert_ignoring_duplicates(conn, t.learner_enrolments, rows, ["registration"])
     for row in rows:
         conn.execute(t.learner_enrolments.update()

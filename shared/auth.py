@@ -24,8 +24,12 @@ def authenticate() -> str | None:
     return auth.username if ok and expected is not None else None
 
 
-def protect(blueprint) -> None:
-    """Require operator credentials on every route of the blueprint."""
+def protect(blueprint, units_aware: bool = False) -> None:
+    """Require operator credentials on every route of the blueprint.
+
+    A key limited to one organisation unit is let in only where the blueprint filters
+    by unit (`units_aware`); elsewhere it gets 403 rather than seeing every unit.
+    """
 
     @blueprint.before_request
     def _require_credentials():
@@ -38,4 +42,7 @@ def protect(blueprint) -> None:
         g.operator = operator
         # None: a campaign operator; else the organisation unit this operator may see.
         g.operator_unit = current_app.config["LEARNSTREAM_SETTINGS"].operator_units.get(operator)
+        if g.operator_unit is not None and not units_aware:
+            abort(403, message=f"this key is limited to the unit {g.operator_unit!r}; "
+                               "this API needs a campaign operator's key")
         return None

@@ -10,7 +10,7 @@ blp = Blueprint("progress", __name__, url_prefix="/", template_folder="templates
                 static_url_path="/dashboard/static",
                 description="Campaign, cohort and learner progress (operator credentials required; "
                             "an operator limited to one organisation unit sees only its cohorts)")
-protect(blp)
+protect(blp, units_aware=True)
 
 
 def _engine():

@@ -126,6 +126,13 @@ def test_a_unit_operator_sees_only_its_unit(world):
     assert client.get("/cohorts", headers=AUTH).json["total"] == 2
 
 
+def test_a_unit_operator_is_refused_where_an_api_does_not_filter_by_unit(deployment):
+    for service, path in (("enrollment", "/enrolments"), ("assessment", "/attempts/x"),
+                          ("certification", "/certificates")):
+        response = deployment.app(service).test_client().get(path, headers=UNIT_AUTH)
+        assert response.status_code == 403 and "limited to the unit" in response.json["message"], service
+
+
 def test_dashboard_pages_need_credentials(world):
     client, _, _ = world
     assert client.get("/dashboard").status_code == 401

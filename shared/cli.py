@@ -1,4 +1,4 @@
-"""`learnstream`: the operator's command line (migrate, topics, worker, rebuild).
+"""`learnstream`: the operator's command line (databases, topics, workers, rebuilds, LRS keys, a local run).
 
 Run `learnstream --help`, or `learnstream COMMAND --help`.
 """
@@ -104,6 +104,10 @@ def run():
             settings = stack.settings(name)
             click.echo(f"  {name:<14} {stack.url(name)}  (API docs: {stack.url(name)}/openapi.json)  "
                        f"database: {settings.database_url.split('@')[-1]}")
+        if "progress" in stack.services:
+            progress = stack.url("progress")
+            click.echo(f"  dashboard      {progress}/dashboard")
+            click.echo(f"  xAPI LRS       {progress}/xapi  (client keys: learnstream lrs-credentials create --help)")
         if credentials_file:
             click.echo(f"  operator credentials (HTTP Basic key:secret) are in {credentials_file}")
         click.echo("Ctrl-C stops everything.")

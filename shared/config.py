@@ -70,6 +70,7 @@ class Settings:
     relay_batch_size: int = 1000
     relay_idle_seconds: float = 0.05
     consumer_max_records: int = 1000
+    timer_interval_seconds: float = 10.0
     log_level: str = "INFO"
 
     @classmethod
@@ -91,6 +92,7 @@ class Settings:
             relay_batch_size=int(env.get("RELAY_BATCH_SIZE", "1000")),
             relay_idle_seconds=float(env.get("RELAY_IDLE_SECONDS", "0.05")),
             consumer_max_records=int(env.get("CONSUMER_MAX_RECORDS", "1000")),
+            timer_interval_seconds=float(env.get("TIMER_INTERVAL_SECONDS", "10")),
             log_level=env.get("LOG_LEVEL", "INFO"),
         )
 

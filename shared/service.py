@@ -12,9 +12,19 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy.engine import Engine
 
 from shared.config import SERVICES, Settings
 from shared.consumer import Projection
+
+
+@dataclass(frozen=True)
+class Timer:
+    """Work a service's worker does by the clock rather than on an event (every
+    TIMER_INTERVAL_SECONDS), such as closing attempts whose time ran out."""
+
+    name: str
+    run: Callable[[Settings, Engine], object]
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,7 @@ class ServiceSpec:
     offsets: sa.Table | None = None
     processed: sa.Table | None = None
     projection: Callable[[Settings], Projection] | None = None
+    timers: tuple[Timer, ...] = ()
     # The producer name of the topic the outbox feeds, when not the service's own.
     produces: str | None = None
 

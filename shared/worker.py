@@ -16,7 +16,7 @@ from shared import bus, db
 from shared.config import Settings
 from shared.consumer import ProjectionRunner
 from shared.relay import Relay
-from shared.service import ServiceSpec
+from shared.service import ServiceSpec, Timer
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,14 @@ def _after(ready: threading.Event, stop: threading.Event, work):
     return run
 
 
+def _every(settings: Settings, engine, timer: Timer, stop: threading.Event) -> None:
+    while not stop.wait(settings.timer_interval_seconds):
+        try:
+            timer.run(settings, engine)
+        except Exception:  # one failed round must not stop the next
+            log.exception("timer failed", extra={"timer": timer.name})
+
+
 def run_worker(settings: Settings, spec: ServiceSpec, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -72,6 +80,8 @@ def run_worker(settings: Settings, spec: ServiceSpec, stop: threading.Event | No
                     log.exception("consumer failed; restarting")
                     stop.wait(1)
         threads.append(threading.Thread(target=_after(topics_ready, stop, consume), name="projection"))
+    for timer in spec.timers:
+        threads.append(threading.Thread(target=_every, args=(settings, engine, timer, stop), name=timer.name))
     log.info("worker started", extra={"parts": [t.name for t in threads]})
     for thread in threads:
         thread.start()

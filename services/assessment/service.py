@@ -3,8 +3,16 @@ from pathlib import Path
 
 from services.assessment import tables
 from services.assessment.app import create_app
+from services.assessment.handlers import AssessmentService
 from services.assessment.projections import projection
-from shared.service import ServiceSpec
+from shared.service import ServiceSpec, Timer
+
+
+def close_expired_attempts(settings, engine) -> int:
+    """Attempts whose time ran out are closed and scored with what was answered, even
+    if nobody reads or submits them again."""
+    return AssessmentService(settings, engine).close_expired()
+
 
 SERVICE = ServiceSpec(
     name="assessment",
@@ -15,4 +23,5 @@ SERVICE = ServiceSpec(
     offsets=tables.consumer_offsets,
     processed=tables.processed_statements,
     projection=projection,
+    timers=(Timer("close-expired-attempts", close_expired_attempts),),
 )

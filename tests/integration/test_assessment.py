@@ -348,3 +348,19 @@ def snapshot(engine) -> dict:
     with engine.connect() as conn:
         return {table.name: sorted(tuple(map(repr, row)) for row in conn.execute(sa.select(table)))
                 for table in t.READ_MODELS}
+
+
+def test_the_worker_closes_an_abandoned_attempt_when_its_time_runs_out(deployment):
+    """Nobody reads or submits it again: the worker's timer closes and scores it."""
+    env = prepared(deployment, learners=1, max_attempts=2)
+    assert env.client.put(f"/programmes/{env.programme['id']}/final-test", headers=AUTH, json={
+        "question_count": 4, "time_limit_seconds": 1, "pass_mark": 0.7, "max_attempts": 2}).status_code == 200
+    deployment.stop_workers()
+    # The app's clock stands still at NOW; the worker's is the real one, already later.
+    attempt = env.client.post("/attempts", headers=AUTH, json={"registration": env.registration}).json
+    deployment.start_worker("assessment", timer_interval_seconds=0.5)
+    learner = result(env.client, env.registration, attempts_used=1, status="failed")
+    assert learner["latest_score"] == 0.0
+    finished = [s for s in outbox_statements(deployment, events.EventType.ATTEMPT_FAILED)
+                if s["context"]["extensions"][xapi.EXT_ATTEMPT]["id"] == attempt["id"]]
+    assert len(finished) == 1

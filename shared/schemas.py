@@ -5,6 +5,13 @@ from datetime import UTC, date, datetime
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+# The largest value an INTEGER column holds on PostgreSQL (SQLite holds 64 bits): a
+# number past it is refused as input rather than failing in the database with a 500.
+MAX_DB_INT = 2**31 - 1
+# Moments accepted as input (by their own calendar date). Far enough inside datetime's
+# limits that converting to UTC and adding a window or grace period of days cannot overflow.
+EARLIEST, LATEST = date(1900, 1, 1), date(9000, 1, 1)
+
 
 class Timestamp(fields.Field):
     """An ISO 8601 date-time (a zone is required, or UTC is assumed) or a plain date,
@@ -16,11 +23,16 @@ class Timestamp(fields.Field):
         try:
             if len(value) == 10:
                 day = date.fromisoformat(value)
-                return datetime(day.year, day.month, day.day, tzinfo=UTC)
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            else:
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise ValidationError("Not a valid date or date-time (ISO 8601).") from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if not EARLIEST < moment.date() < LATEST:
+            raise ValidationError(f"Must be after {EARLIEST} and before {LATEST}.")
+        return moment
 
     def _serialize(self, value, attr, obj, **kwargs):
         if value is None:
@@ -29,7 +41,7 @@ class Timestamp(fields.Field):
 
 
 class PageArgs(Schema):
-    page = fields.Int(load_default=1, validate=validate.Range(min=1))
+    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=MAX_DB_INT))
     page_size = fields.Int(load_default=100, validate=validate.Range(min=1, max=1000))
 
 

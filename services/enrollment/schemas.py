@@ -2,7 +2,7 @@
 from marshmallow import Schema, fields, validate
 
 from services.enrollment.domain import ACTIVE, DEFAULT_WINDOW_DAYS, WITHDRAWN
-from shared.schemas import LearnerSchema, PageArgs, Timestamp, page_of
+from shared.schemas import MAX_DB_INT, LearnerSchema, PageArgs, Timestamp, page_of
 
 IRI = fields.Url(required=True, require_tld=False, validate=validate.Length(max=500))
 
@@ -28,7 +28,7 @@ class CohortInSchema(Schema):
     name = fields.Str(required=True, validate=validate.Length(min=1, max=200))
     agency = fields.Str(required=True, validate=validate.Length(min=1, max=200))
     province = fields.Str(load_default=None, validate=validate.Length(max=200))
-    wave = fields.Int(load_default=1, validate=validate.Range(min=1))
+    wave = fields.Int(load_default=1, validate=validate.Range(min=1, max=MAX_DB_INT))
     accounts_issued_at = Timestamp(required=True)
 
 
@@ -75,7 +75,7 @@ class CohortListArgs(PageArgs):
     programme_id = fields.Str()
     agency = fields.Str()
     province = fields.Str()
-    wave = fields.Int()
+    wave = fields.Int(validate=validate.Range(min=1, max=MAX_DB_INT))
 
 
 class EnrolmentListArgs(PageArgs):

@@ -293,3 +293,13 @@ def test_a_second_pass_after_issue_and_a_pass_for_another_test_change_nothing(de
     produce(deployment, deciding_statements(learner, programme, cohort, start + timedelta(hours=3))[-1:])
     time.sleep(2)
     assert client.get("/certificates", headers=AUTH).json["total"] == 1
+
+
+def test_out_of_range_filters_get_clear_errors(deployment):
+    client = deployment.app("certification").test_client()
+    # A page past what the database holds; a moment whose UTC conversion overflows.
+    huge = client.get("/standings", headers=AUTH, query_string={"page": 10**23})
+    assert huge.status_code == 422 and set(huge.json["errors"]["query"]) == {"page"}
+    odd = client.get("/certificates", headers=AUTH, query_string={"issued_from": "9999-12-31T23:59:59-23:59",
+                                                                  "issued_to": "0001-01-01T00:00:00+01:00"})
+    assert odd.status_code == 422 and set(odd.json["errors"]["query"]) == {"issued_from", "issued_to"}

@@ -119,6 +119,16 @@ def test_malformed_requests_get_clear_errors_and_change_nothing(deployment):
         ("post", "/programmes", {"data": "{oops", "content_type": "application/json"}, 400, None),
         ("post", "/programmes", {"data": "code=x", "content_type": "application/x-www-form-urlencoded"}, 415, None),
         ("get", "/enrolments?page=0&status=gone", {}, 422, {"page", "status"}),
+        # Numbers past what the database holds, and moments past what a datetime holds.
+        ("get", f"/programmes?page={10**23}", {}, 422, {"page"}),
+        ("get", f"/cohorts?wave={10**23}", {}, 422, {"wave"}),
+        ("post", "/cohorts", {"json": {"programme_id": programme["id"], "name": "Big", "agency": "A",
+                                       "wave": 10**20, "accounts_issued_at": "2026-11-02"}}, 422, {"wave"}),
+        ("post", "/cohorts", {"json": {"programme_id": programme["id"], "name": "Late", "agency": "A",
+                                       "accounts_issued_at": "9999-12-31"}}, 422, {"accounts_issued_at"}),
+        ("post", "/cohorts", {"json": {"programme_id": programme["id"], "name": "Early", "agency": "A",
+                                       "accounts_issued_at": "0001-01-01T00:00:00+01:00"}}, 422,
+         {"accounts_issued_at"}),
     ]
     engine = db.create_engine(deployment.settings("enrollment").database_url)
     with engine.connect() as conn:

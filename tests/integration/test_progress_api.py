@@ -83,6 +83,9 @@ def test_learner_table_filters_sorts_and_flags_overdue(world):
     assert (paged["total"], len(paged["items"])) == (4, 1)
     bad = client.get(f"/cohorts/{NORTH}/learners?state=sleeping&sort=shoe", headers=AUTH)
     assert bad.status_code == 422 and set(bad.json["errors"]["query"]) == {"state", "sort"}
+    # Numbers past what the database holds are refused, not a 500.
+    huge = client.get(f"/cohorts?wave={10**23}&page={10**23}", headers=AUTH)
+    assert huge.status_code == 422 and set(huge.json["errors"]["query"]) == {"wave", "page"}
 
 
 def test_csv_export_lists_who_has_not_finished(world):

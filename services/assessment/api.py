@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import current_app, g, request
 from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError
+from werkzeug.exceptions import BadRequest
 
 from services.assessment import schemas as s
 from services.assessment import views
@@ -46,8 +47,12 @@ def _engine():
 def import_bank(programme_id):
     """Import a new version of the programme's question bank; 422 names every bad question"""
     if request.is_json:
+        try:  # an empty body is a bank with no questions; one that is not JSON is a 400, as elsewhere
+            body = request.get_json() if request.get_data() else {}
+        except BadRequest:
+            abort(400, errors={"json": ["Invalid JSON body."]})
         try:
-            data = s.BankInSchema().load(request.get_json(silent=True) or {})
+            data = s.BankInSchema().load(body)
         except ValidationError as exc:
             abort(422, message="the question bank is not valid", errors={"json": exc.messages})
         return _service().import_bank(programme_id, data["questions"], g.operator)

@@ -9,6 +9,7 @@ from services.assessment import tables as t
 from services.assessment.domain import RESULT_STATUSES, Attempt
 from shared import db
 from shared.errors import NotFound
+from shared.schemas import MAX_DB_INT
 
 _r = t.learner_results
 
@@ -68,11 +69,13 @@ def latest_bank(engine: Engine, programme_id: str) -> dict:
 
 
 def bank_version(engine: Engine, programme_id: str, version: int) -> dict:
+    if version > MAX_DB_INT:  # no such version, and too large to look for in the database
+        raise NotFound(f"programme {programme_id} has no question bank version {version}", "version")
     with db.reading(engine) as conn:
         row = conn.execute(sa.select(t.question_banks).where(t.question_banks.c.programme_id == programme_id,
                                                               t.question_banks.c.version == version)).first()
     if row is None:
-        raise NotFound(f"programme {programme_id} has no question bank version {version}")
+        raise NotFound(f"programme {programme_id} has no question bank version {version}", "version")
     return row._asdict()
 
 

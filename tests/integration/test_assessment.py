@@ -108,6 +108,10 @@ def test_bank_import_is_validated_and_versioned(deployment):
     assert "duplicate question id" in errors["questions[2].id"][0]
     shape = env.client.post(url, headers=AUTH, json={"questions": [{"id": "q", "type": "essay"}]})
     assert shape.status_code == 422 and "type" in shape.json["errors"]["json"]["questions"]["0"]
+    broken = env.client.post(url, headers=AUTH, data='{"questions": [', content_type="application/json")
+    assert broken.status_code == 400 and broken.json["errors"] == {"json": ["Invalid JSON body."]}
+    huge = env.client.get(f"{url}/versions/{10**23}", headers=AUTH)
+    assert huge.status_code == 404 and set(huge.json["errors"]["json"]) == {"version"}
 
     csv_text = "id,type,topic,text,options,correct\n" + "".join(
         f"c{i},single_choice,security,CSV question {i},right|wrong,right\n" for i in range(5))

@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from flask import Flask, Response, g, jsonify, request
@@ -110,6 +111,20 @@ def uploaded_csv(accepted: str = "text/csv or multipart/form-data") -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DomainError(f"the CSV is not UTF-8 (byte {exc.start})", "file") from None
+
+
+def attachment(filename: str) -> str:
+    """The Content-Disposition of a download named `filename`, whatever the name holds.
+
+    Names carry ids from the path: a control character or newline there is an invalid
+    header (gunicorn answers 500, Werkzeug raises), a quote ends the name early. The
+    plain `filename` keeps printable ASCII only; the exact name goes in `filename*`.
+    """
+    plain = "".join(ch if " " <= ch <= "~" and ch not in '"\\' else "_" for ch in filename)
+    header = f'attachment; filename="{plain}"'
+    if plain != filename:
+        header += f"; filename*=UTF-8''{quote(filename, safe='')}"
+    return header
 
 
 def accepts_any_body(view):

@@ -8,6 +8,7 @@ from services.certification import export, pdf, views
 from services.certification import schemas as s
 from services.certification.handlers import CertificationService
 from shared.auth import SECURITY, protect
+from shared.http import attachment
 
 blp = Blueprint("certification", __name__, url_prefix="/",
                 description="Certificates, revocation, re-issue, exports and issuance rules "
@@ -85,7 +86,7 @@ def export_csv(args, cohort_id):
     """A cohort's certificates as a CSV list (status=active by default, or revoked, or all)"""
     lines = export.csv_lines(_export_filter(cohort_id, args["status"]))
     return Response(stream_with_context(lines), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="certificates-{cohort_id}.csv"'})
+        "Content-Disposition": attachment(f"certificates-{cohort_id}.csv")})
 
 
 @blp.route("/cohorts/<cohort_id>/certificates.zip", methods=["GET"])
@@ -95,7 +96,7 @@ def export_zip(args, cohort_id):
     """A cohort's certificates as PDFs in a zip, with certificates.csv listing them (streamed)"""
     chunks = export.zip_stream(_export_filter(cohort_id, args["status"]))
     return Response(stream_with_context(chunks), mimetype="application/zip", headers={
-        "Content-Disposition": f'attachment; filename="certificates-{cohort_id}.zip"'})
+        "Content-Disposition": attachment(f"certificates-{cohort_id}.zip")})
 
 
 @blp.route("/standings", methods=["GET"])

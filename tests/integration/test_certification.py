@@ -303,3 +303,17 @@ def test_out_of_range_filters_get_clear_errors(deployment):
     odd = client.get("/certificates", headers=AUTH, query_string={"issued_from": "9999-12-31T23:59:59-23:59",
                                                                   "issued_to": "0001-01-01T00:00:00+01:00"})
     assert odd.status_code == 422 and set(odd.json["errors"]["query"]) == {"issued_from", "issued_to"}
+
+
+def test_exports_name_their_file_safely_whatever_the_cohort_id(deployment):
+    client = deployment.app("certification").test_client()
+    # The id comes from the path into Content-Disposition; a control character there made
+    # gunicorn refuse the response header (an HTML 500), a newline made Werkzeug raise.
+    for suffix in ("csv", "zip"):
+        response = client.get(f"/cohorts/a%0D%0Ab%0E%22%C3%A9/certificates.{suffix}", headers=AUTH)
+        assert response.status_code == 200
+        response.get_data()  # drain the stream
+        response.close()
+        header = response.headers["Content-Disposition"]
+        assert header.isascii() and all(32 <= ord(ch) < 127 for ch in header), header
+        assert header.startswith('attachment; filename="certificates-a__b___') and "%C3%A9" in header

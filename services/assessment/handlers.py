@@ -189,6 +189,13 @@ CSV_COLUMNS = ("id", "type", "topic", "text", "options", "correct")
 def parse_bank_csv(text: str) -> list[dict]:
     """A bank as CSV: one question a row; `options` and `correct` separated by '|'."""
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _parse_bank_csv(reader)
+    except csv.Error as exc:  # e.g. a field past the csv module's limit: no question could be valid
+        raise DomainError(f"the CSV cannot be read at line {reader.line_num + 1}: {exc}", "file") from None
+
+
+def _parse_bank_csv(reader: csv.DictReader) -> list[dict]:
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in ("id", "type", "text", "correct") if c not in header]
     if missing:

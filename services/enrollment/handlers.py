@@ -148,6 +148,13 @@ def parse_learner_csv(text: str) -> tuple[list[tuple[int, Learner]], list[dict]]
     a bad row is reported by its line number and the import goes on.
     """
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _parse_learner_csv(reader)
+    except csv.Error as exc:  # e.g. a field past the csv module's limit: no row could be valid
+        raise DomainError(f"the CSV cannot be read at line {reader.line_num + 1}: {exc}", "file") from None
+
+
+def _parse_learner_csv(reader: csv.DictReader) -> tuple[list[tuple[int, Learner]], list[dict]]:
     header = [h.strip() for h in (reader.fieldnames or [])]
     if "name" not in header:
         raise DomainError("the CSV header must have a 'name' column", "file")

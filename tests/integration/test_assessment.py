@@ -112,6 +112,10 @@ def test_bank_import_is_validated_and_versioned(deployment):
     assert broken.status_code == 400 and broken.json["errors"] == {"json": ["Invalid JSON body."]}
     huge = env.client.get(f"{url}/versions/{10**23}", headers=AUTH)
     assert huge.status_code == 404 and set(huge.json["errors"]["json"]) == {"version"}
+    long_field = env.client.post(url, headers=AUTH, content_type="text/csv",
+                                 data=f"id,type,text,options,correct\nq1,true_false,{'x' * 200_000},,true\n")
+    assert long_field.status_code == 422 and set(long_field.json["errors"]["json"]) == {"file"}
+    assert "line 2" in long_field.json["message"], long_field.json
 
     csv_text = "id,type,topic,text,options,correct\n" + "".join(
         f"c{i},single_choice,security,CSV question {i},right|wrong,right\n" for i in range(5))

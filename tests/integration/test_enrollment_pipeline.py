@@ -94,6 +94,12 @@ def test_malformed_csv_rows_are_reported_and_good_rows_kept(deployment):
     not_utf8 = enrollment.post(f"/cohorts/{cohort['id']}/enrolments/import", headers=AUTH,
                                data="name,email\nJos\xe9,j@example.org\n".encode("latin-1"), content_type="text/csv")
     assert not_utf8.status_code == 422 and "UTF-8" in not_utf8.json["message"]
+    # A field past the csv module's limit (128 KiB) is a 422 naming the file and line, not a 500.
+    huge = enrollment.post(f"/cohorts/{cohort['id']}/enrolments/import", headers=AUTH,
+                           data=f"name,email\nEve,eve@example.org\n{'x' * 200_000},z@example.org\n",
+                           content_type="text/csv")
+    assert huge.status_code == 422 and set(huge.json["errors"]["json"]) == {"file"}
+    assert "line 3" in huge.json["message"], huge.json
     as_form = enrollment.post(f"/cohorts/{cohort['id']}/enrolments/import", headers=AUTH,
                               data={"file": (__import__("io").BytesIO(b"name,email\nDee,dee@example.org\n"), "x.csv")},
                               content_type="multipart/form-data")

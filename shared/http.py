@@ -59,10 +59,12 @@ def create_service_app(
                           "components": {"securitySchemes": {"basicAuth": {"type": "http", "scheme": "basic"}}}},
     )
     api = Api(app)
+    blueprints = list(blueprints)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
 
     _install_error_handlers(app)
+    _refuse_nul_characters(app, {blueprint.name for blueprint in blueprints})
     _install_metrics(app, settings.service)
     _install_probes(app, settings, engine, extra_ready_checks or {})
     return app
@@ -92,6 +94,53 @@ def _install_error_handlers(app: Flask) -> None:
         return jsonify(code=500, status="Internal Server Error", message="internal error"), 500
 
 
+NUL_MESSAGE = "must not contain NUL (0x00) characters"
+
+
+def _refuse_nul_characters(app: Flask, blueprint_names: set[str]) -> None:
+    """PostgreSQL text cannot hold a NUL character (psycopg raises: a 500) and SQLite
+    stores it, so it is refused where the service APIs take text: path, query, JSON.
+    A JSON body too deeply nested to parse is refused here too (400)."""
+
+    @app.before_request
+    def _no_nul():
+        if request.blueprint not in blueprint_names:  # e.g. the LRS, with its own rules
+            return
+        for location, values in (("path", (request.view_args or {}).items()),
+                                 ("query", request.args.items(multi=True))):
+            for name, value in values:
+                if "\0" in name or (isinstance(value, str) and "\0" in value):
+                    abort(422, message=f"{name!r} {NUL_MESSAGE}", errors={location: {name: [NUL_MESSAGE]}})
+        if request.is_json and request.content_length:
+            try:
+                body = request.get_json(silent=True)  # parsed once; the views' schemas reuse it
+            except RecursionError:  # json raises this, not ValueError, for arrays nested ~1000 deep
+                abort(400, message="the JSON body is nested too deeply", errors={"json": ["Invalid JSON body."]})
+            where = _nul_in(body)
+            if where is not None:
+                abort(422, message=f"{where} {NUL_MESSAGE}", errors={"json": {where or "_schema": [NUL_MESSAGE]}})
+
+
+def _nul_in(body) -> str | None:
+    """Where a NUL in a JSON value is (`name`, `questions[0].text`), or None.
+    Iterative: the body may be nested as deep as the JSON parser allows."""
+    pending = [("", body)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            if "\0" in value:
+                return path
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                where = f"{path}.{key}" if path else key
+                if "\0" in key:
+                    return where
+                pending.append((where, item))
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+    return None
+
+
 def uploaded_csv(accepted: str = "text/csv or multipart/form-data") -> str:
     """The CSV a request carries, as text: the body (text/csv) or a form's `file` field.
 
@@ -108,9 +157,13 @@ def uploaded_csv(accepted: str = "text/csv or multipart/form-data") -> str:
     else:
         abort(415, message=f"send the body as {accepted}")
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DomainError(f"the CSV is not UTF-8 (byte {exc.start})", "file") from None
+    if "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise DomainError(f"the CSV has a NUL (0x00) character at line {line}", "file")
+    return text
 
 
 def attachment(filename: str) -> str:

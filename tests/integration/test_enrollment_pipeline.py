@@ -123,6 +123,7 @@ def test_malformed_requests_get_clear_errors_and_change_nothing(deployment):
         ("post", f"/cohorts/{cohort['id']}/enrolments",
          {"json": {"name": "Half", "account_home_page": "https://lms.test"}}, 422, {"account_name"}),
         ("post", "/programmes", {"data": "{oops", "content_type": "application/json"}, 400, None),
+        ("post", "/programmes", {"data": "[" * 100_000 + "]" * 100_000, "content_type": "application/json"}, 400, None),
         ("post", "/programmes", {"data": "code=x", "content_type": "application/x-www-form-urlencoded"}, 415, None),
         ("get", "/enrolments?page=0&status=gone", {}, 422, {"page", "status"}),
         # Numbers past what the database holds, and moments past what a datetime holds.
@@ -135,6 +136,15 @@ def test_malformed_requests_get_clear_errors_and_change_nothing(deployment):
         ("post", "/cohorts", {"json": {"programme_id": programme["id"], "name": "Early", "agency": "A",
                                        "accounts_issued_at": "0001-01-01T00:00:00+01:00"}}, 422,
          {"accounts_issued_at"}),
+        # NUL: PostgreSQL text cannot hold it (a 500 there), SQLite stored it.
+        ("post", "/programmes", {"json": {"code": "NUL", "title": "T\x00", "required_modules": ["https://x.test/m"],
+                                          "final_test": "https://x.test/t"}}, 422, {"title"}),
+        ("post", f"/cohorts/{cohort['id']}/enrolments", {"json": {"name": "Nul", "email": "n@example.org",
+                                                                  "organisation": "a\x00"}}, 422, {"organisation"}),
+        ("get", "/enrolments?organisation=a%00b", {}, 422, {"organisation"}),
+        ("get", "/programmes/a%00b", {}, 422, None),
+        ("post", f"/cohorts/{cohort['id']}/enrolments/import",
+         {"data": "name,email\nNul\x00,n@example.org\n", "content_type": "text/csv"}, 422, {"file"}),
     ]
     engine = db.create_engine(deployment.settings("enrollment").database_url)
     with engine.connect() as conn:

@@ -11,7 +11,7 @@ import threading
 import time
 
 import sqlalchemy as sa
-from kafka.errors import KafkaError
+from confluent_kafka import KafkaException
 from prometheus_client import Counter
 from sqlalchemy.engine import Engine
 
@@ -32,7 +32,7 @@ class Relay:
         self.settings = settings
         self.engine = engine
         self.outbox = outbox
-        self._producer_factory = producer_factory or (lambda: bus.producer(settings))
+        self._producer_factory = producer_factory or (lambda: bus.RelayProducer(settings))
         self._producer = None
 
     def publish_batch(self) -> int:
@@ -47,15 +47,9 @@ class Relay:
             ).all()
         if not rows:
             return 0
-        producer = self._ensure_producer()
-        futures = [
-            producer.send(row.topic, key=row.key.encode(), value=bytes(row.payload),
-                          headers=events.headers(self.settings.service, row.event_type))
-            for row in rows
-        ]
-        producer.flush()
-        for future in futures:
-            future.get()  # raises if any record was not acknowledged by all replicas
+        self._ensure_producer().publish([
+            (row.topic, row.key.encode(), bytes(row.payload), events.headers(self.settings.service, row.event_type))
+            for row in rows])
         with self.engine.begin() as conn:
             conn.execute(
                 self.outbox.update()
@@ -73,7 +67,7 @@ class Relay:
     def _reset_producer(self) -> None:
         if self._producer is not None:
             try:
-                self._producer.close(timeout=1)
+                self._producer.close()
             except Exception:  # closing a producer to a dead broker may itself fail
                 log.debug("error closing producer", exc_info=True)
         self._producer = None
@@ -94,7 +88,7 @@ class Relay:
                 backoff = 0.1
                 if published == 0:
                     stop.wait(self.settings.relay_idle_seconds)
-            except (KafkaError, OSError) as exc:
+            except (bus.PublishFailed, KafkaException, OSError) as exc:
                 FAILURES.labels(self.settings.service).inc()
                 log.warning("publish failed; will retry", extra={"error": repr(exc), "retry_in_s": backoff})
                 self._reset_producer()

@@ -91,6 +91,26 @@ class Deployment:
         self.stop_workers()
         for settings in self._settings.values():
             db.drop_database(settings.database_url)
+        self._delete_topics()
+
+    def _delete_topics(self) -> None:
+        """A test's topics go with it: thousands of leftover partitions over a run (two in
+        CI) would exhaust the broker's memory."""
+        from kafka import KafkaAdminClient
+
+        prefix = self.env["KAFKA_TOPIC_PREFIX"]
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"], request_timeout_ms=10_000)
+        except Exception:  # the broker is gone (an outage test): nothing to clean
+            return
+        try:
+            mine = [topic for topic in admin.list_topics() if topic.startswith(prefix)]
+            if mine:
+                admin.delete_topics(mine)
+        except Exception:
+            pass  # cleanup must never fail a test that passed
+        finally:
+            admin.close()
 
 
 @pytest.fixture

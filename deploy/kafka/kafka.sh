@@ -9,7 +9,7 @@
 #   KAFKA_PORT             client listener on 127.0.0.1     (default 9092)
 #   KAFKA_CONTROLLER_PORT  KRaft controller listener        (default 9093)
 #   KAFKA_DATA_DIR         log.dirs of the broker           (default <repo>/var/kafka/data)
-#   KAFKA_HEAP_OPTS        JVM heap flags                   (default -Xmx512m -Xms256m)
+#   KAFKA_HEAP_OPTS        JVM heap flags                   (default -Xmx1g -Xms256m)
 #   KAFKA_START_TIMEOUT    seconds to wait for readiness    (default 90)
 #
 # Files of one broker live next to its data dir D (so brokers with different
@@ -27,7 +27,7 @@ LIBS_DIR="$REPO_ROOT/var/kafka/libs"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 DATA_DIR="$(realpath -m -- "${KAFKA_DATA_DIR:-$REPO_ROOT/var/kafka/data}")"
-HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
+HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx1g -Xms256m}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 
 PID_FILE="$DATA_DIR.pid"

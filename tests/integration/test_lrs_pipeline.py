@@ -40,5 +40,7 @@ def test_statements_of_other_services_are_in_the_lrs(deployment):
     found = eventually(lambda: lrs.get(query={"agent": orjson.dumps(learner).decode()}).json["statements"],
                        message="enrolment statement in the LRS")
     assert found[0]["verb"]["id"] == xapi.REGISTERED.id
-    registered = lrs.get(query={"verb": xapi.REGISTERED.id}).json["statements"]
-    assert len(registered) == 3
+    # The other two learners' statements come from other partitions: wait for them too.
+    registered = eventually(lambda: (s := lrs.get(query={"verb": xapi.REGISTERED.id}).json["statements"])
+                            and len(s) == 3 and s)
+    assert {s["actor"]["mbox"] for s in registered} == {f"mailto:learner{i}@lrs.example" for i in range(3)}

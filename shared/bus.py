@@ -63,6 +63,7 @@ class RelayProducer:
             "message.timeout.ms": 30_000,
             "queue.buffering.max.messages": 200_000,
             "log_level": 3,  # errors only: the relay reports failures itself
+            "logger": logging.getLogger("librdkafka"),  # into our structured logs, not raw stderr
         }
         config.update(overrides)
         self._producer = Producer(config)

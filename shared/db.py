@@ -189,12 +189,20 @@ def _insert_for(conn):
     return insert
 
 
-def insert_ignoring_duplicates(conn, table: sa.Table, rows: list[dict], keys: list[str]) -> int:
-    """INSERT ... ON CONFLICT DO NOTHING on both SQLite and PostgreSQL; returns rows inserted."""
-    if not rows:
-        return 0
-    stmt = _insert_for(conn)(table).on_conflict_do_nothing(index_elements=keys)
-    return conn.execute(stmt, rows).rowcount
+def insert_ignoring_duplicates(conn, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING on both SQLite and PostgreSQL.
+
+    It says nothing about which rows went in: psycopg reports a rowcount of -1 for these
+    inserts. Ask insert_if_absent or insert_returning_new_ids when that matters."""
+    if rows:
+        conn.execute(_insert_for(conn)(table).on_conflict_do_nothing(index_elements=keys), rows)
+
+
+def insert_if_absent(conn, table: sa.Table, row: dict, keys: list[str]) -> bool:
+    """Insert one row unless a row with the same keys exists; True if it went in."""
+    stmt = (_insert_for(conn)(table).on_conflict_do_nothing(index_elements=keys)
+            .returning(*[table.c[k] for k in keys]))
+    return conn.execute(stmt, row).first() is not None
 
 
 def upsert(conn, table: sa.Table, rows: list[dict], keys: list[str]) -> None:

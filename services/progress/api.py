@@ -5,6 +5,7 @@ from flask_smorest import Blueprint
 from services.progress import schemas as s
 from services.progress import views
 from shared.auth import SECURITY, protect
+from shared.http import attachment
 
 blp = Blueprint("progress", __name__, url_prefix="/", template_folder="templates", static_folder="static",
                 static_url_path="/dashboard/static",
@@ -76,7 +77,7 @@ def export_learners(args, cohort_id):
     """A cohort's learner list as CSV (same filters as the JSON list, without paging)"""
     body = views.learners_csv(_engine(), cohort_id, args, _now(), _unit())
     return Response(body, mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="cohort-{cohort_id}-learners.csv"'})
+                    headers={"Content-Disposition": attachment(f"cohort-{cohort_id}-learners.csv")})
 
 
 @blp.route("/cohorts/<cohort_id>/series", methods=["GET"])

@@ -125,7 +125,7 @@ def write(engine: Engine, scope: Scope, document_id: str, content: bytes, conten
                "content_type": content_type or "application/octet-stream", "content": content,
                "etag": etag, "updated": now}
         if current is None:
-            if not db.insert_ignoring_duplicates(conn, t.documents, [row], ["key_hash"]):
+            if not db.insert_if_absent(conn, t.documents, row, ["key_hash"]):
                 raise _Retry
         else:
             conn.execute(t.documents.update().where(t.documents.c.key_hash == key).values(**row))

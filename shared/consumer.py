@@ -130,7 +130,7 @@ class ProjectionRunner:
     def _not_yet_processed(self, conn: Connection, parsed: list[_Record]) -> list[_Record]:
         ids = list({p.statement["id"] for p in parsed})
         seen: set[str] = set()
-        for chunk in _chunks(ids, 500):
+        for chunk in db.chunks(ids, 500):
             seen.update(conn.scalars(
                 sa.select(self.processed.c.statement_id).where(self.processed.c.statement_id.in_(chunk))))
         fresh = []
@@ -306,7 +306,3 @@ class ProjectionRunner:
         finally:
             consumer.close(autocommit=False)
 
-
-def _chunks(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

@@ -214,6 +214,21 @@ def upsert(conn, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
     conn.execute(insert.on_conflict_do_update(index_elements=keys, set_=updates), rows)
 
 
+def chunks(items: list, size: int = 500):
+    """Slices small enough for an IN (...) list on either database."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def paged(conn, query: sa.Select, args: dict, to_item=lambda row: row._asdict()) -> dict:
+    """One page of an ordered query, as every listing answers it: items, page,
+    page_size (from `args`) and the total the filters match."""
+    page, size = args["page"], args["page_size"]
+    total = conn.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
+    rows = conn.execute(query.limit(size).offset((page - 1) * size)).all()
+    return {"items": [to_item(row) for row in rows], "page": page, "page_size": size, "total": total}
+
+
 def insert_returning_new_ids(conn, table: sa.Table, rows: list[dict], keys: list[str]) -> list:
     """Insert rows, skipping any that clash on `keys`; return the ids really inserted."""
     if not rows:

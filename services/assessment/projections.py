@@ -25,12 +25,7 @@ from shared.events import EventType
 VOIDED = "voided"  # attempt_log.source of a result an LMS voided
 ACTIVE = "active"
 WITHDRAWN = "withdrawn"
-_CHUNK = 500
 
-
-def _chunks(items: list, size: int = _CHUNK):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 # --- enrollment topic --------------------------------------------------------------------------
@@ -188,7 +183,7 @@ def refresh(conn: Connection, registrations: list[str]) -> None:
     An LMS's result belongs to the enrolment of the same learner whose programme has
     that final test (one enrolment per learner and programme), so it counts even when
     the LMS never heard of our registration id."""
-    for chunk in _chunks(sorted(set(filter(None, registrations)))):
+    for chunk in db.chunks(sorted(set(filter(None, registrations)))):
         enrolments = conn.execute(sa.select(t.known_enrolments)
                                   .where(t.known_enrolments.c.registration.in_(chunk))).all()
         if not enrolments:

@@ -50,14 +50,11 @@ def results(engine: Engine, scope: str, scope_id: str, args: dict) -> dict:
     query = sa.select(_r).where(column == scope_id)
     if args.get("status"):
         query = query.where(_r.c.status == args["status"])
-    page, size = args["page"], args["page_size"]
     with db.reading(engine) as conn:
         counted = dict(conn.execute(sa.select(_r.c.status, sa.func.count()).where(column == scope_id)
                                     .group_by(_r.c.status)).all())
-        total = conn.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-        rows = conn.execute(query.order_by(_r.c.registration).limit(size).offset((page - 1) * size)).all()
-    return {"items": [row._asdict() for row in rows], "page": page, "page_size": size, "total": total,
-            "counts": {status: counted.get(status, 0) for status in RESULT_STATUSES}}
+        listing = db.paged(conn, query.order_by(_r.c.registration), args)
+    return listing | {"counts": {status: counted.get(status, 0) for status in RESULT_STATUSES}}
 
 
 def latest_bank(engine: Engine, programme_id: str) -> dict:

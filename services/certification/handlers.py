@@ -30,13 +30,6 @@ from shared import db, outbox, xapi
 from shared.config import Settings
 from shared.errors import Conflict
 
-_CHUNK = 500
-
-
-def _chunks(items: list, size: int = _CHUNK):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
 
 def new_verification_code() -> str:
     """128 random bits, URL-safe: printed on the certificate, never guessable."""
@@ -52,7 +45,7 @@ def decide_for(conn: Connection, settings: Settings, learner_keys: Iterable[str]
     Returns how many certificates were issued."""
     issued = 0
     e = t.learner_enrolments
-    for chunk in _chunks(sorted(set(learner_keys))):
+    for chunk in db.chunks(sorted(set(learner_keys))):
         enrolments = conn.execute(sa.select(e).where(e.c.learner_key.in_(chunk))).all()
         if not enrolments:
             continue
@@ -88,7 +81,7 @@ def issue(conn: Connection, settings: Settings, earned: list) -> int:
     c = t.certificates
     keys = sorted({row.learner_key for row, _ in earned})
     already = set()
-    for chunk in _chunks(keys):
+    for chunk in db.chunks(keys):
         found = conn.execute(sa.select(c.c.programme_id, c.c.learner_key).where(c.c.learner_key.in_(chunk)))
         already.update(tuple(row) for row in found)
     rows = [certificate_row(row, qualified_at, issue_no=1, issued_at=qualified_at, issued_by=SYSTEM)

@@ -43,13 +43,9 @@ def _filtered(args: dict) -> sa.Select:
 
 
 def certificates(engine: Engine, args: dict, public_url: str) -> dict:
-    page, size = args["page"], args["page_size"]
-    query = _filtered(args)
+    query = _filtered(args).order_by(c.c.issued_at, c.c.number)
     with db.reading(engine) as conn:
-        total = conn.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-        rows = conn.execute(query.order_by(c.c.issued_at, c.c.number).limit(size).offset((page - 1) * size)).all()
-    return {"items": [certificate_view(row, public_url) for row in rows], "page": page, "page_size": size,
-            "total": total}
+        return db.paged(conn, query, args, lambda row: certificate_view(row, public_url))
 
 
 def certificate(engine: Engine, certificate_id: str, public_url: str) -> dict:
@@ -89,15 +85,12 @@ def verification(engine: Engine, code: str) -> dict:
 
 def standings(engine: Engine, args: dict) -> dict:
     e = t.learner_enrolments
-    page, size = args["page"], args["page_size"]
     query = sa.select(e)
     for name in ("programme_id", "cohort_id", "standing"):
         if args.get(name) is not None:
             query = query.where(e.c[name] == args[name])
     with db.reading(engine) as conn:
-        total = conn.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-        rows = conn.execute(query.order_by(e.c.registration).limit(size).offset((page - 1) * size)).all()
-    return {"items": [row._asdict() for row in rows], "page": page, "page_size": size, "total": total}
+        return db.paged(conn, query.order_by(e.c.registration), args)
 
 
 def rules(engine: Engine, programme_id: str) -> dict:

@@ -11,11 +11,8 @@ from shared.errors import NotFound
 
 
 def _page(engine: Engine, query: sa.Select, args: dict, to_item) -> dict:
-    page, size = args["page"], args["page_size"]
     with db.reading(engine) as conn:
-        total = conn.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-        rows = conn.execute(query.limit(size).offset((page - 1) * size)).all()
-    return {"items": [to_item(row) for row in rows], "page": page, "page_size": size, "total": total}
+        return db.paged(conn, query, args, to_item)
 
 
 def _filtered(table: sa.Table, args: dict, names: tuple[str, ...]) -> sa.Select:

@@ -19,17 +19,10 @@ from services.progress import domain
 from services.progress import tables as t
 from shared import db, xapi
 
-_CHUNK = 500
-
-
-def _chunks(items: list, size: int = _CHUNK):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
 
 def _voided_ids(conn: Connection, ids: list[str]) -> set[str]:
     found: set[str] = set()
-    for chunk in _chunks(ids):
+    for chunk in db.chunks(ids):
         found.update(conn.scalars(sa.select(t.voided_statements.c.statement_id)
                                   .where(t.voided_statements.c.statement_id.in_(chunk))))
     return found
@@ -44,7 +37,7 @@ def record_voids(conn: Connection, statements: list[dict]) -> set[str]:
     db.insert_ignoring_duplicates(conn, t.voided_statements, [{"statement_id": i} for i in ids], ["statement_id"])
     touched: set[str] = set()
     for table in (t.learner_statements, t.final_test_outcomes):
-        for chunk in _chunks(ids):
+        for chunk in db.chunks(ids):
             touched.update(conn.scalars(sa.select(table.c.learner_key).where(table.c.statement_id.in_(chunk))))
             conn.execute(table.delete().where(table.c.statement_id.in_(chunk)))
     return touched
@@ -125,7 +118,7 @@ def learners_with_facts(conn: Connection, learner_keys: set[str]) -> set[str]:
     found: set[str] = set()
     keys = sorted(learner_keys)
     for table in (t.learner_statements, t.final_test_outcomes, t.learner_certificates):
-        for chunk in _chunks(keys):
+        for chunk in db.chunks(keys):
             found.update(conn.scalars(sa.select(table.c.learner_key).where(table.c.learner_key.in_(chunk)).distinct()))
     return found
 
@@ -137,7 +130,7 @@ def refresh_learners(conn: Connection, learner_keys: set[str]) -> None:
         return
     le = t.learner_enrolments
     programmes = {row.id: row for row in conn.execute(sa.select(t.programmes))}
-    for chunk in _chunks(sorted(learner_keys)):
+    for chunk in db.chunks(sorted(learner_keys)):
         statement_rows = conn.execute(sa.select(t.learner_statements)
                                       .where(t.learner_statements.c.learner_key.in_(chunk))).all()
         conn.execute(t.learner_activity_days.delete().where(t.learner_activity_days.c.learner_key.in_(chunk)))

@@ -76,13 +76,8 @@ def cohorts(engine: Engine, args: dict, now: datetime, unit: str | None) -> dict
     for name in ("programme_id", "agency", "province", "wave"):
         if args.get(name) is not None:
             query = query.where(_c.c[name] == args[name])
-    page, size = args["page"], args["page_size"]
     with db.reading(engine) as conn:
-        total = conn.scalar(_visible(sa.select(sa.func.count()).select_from(_c), unit).where(
-            *[_c.c[n] == args[n] for n in ("programme_id", "agency", "province", "wave") if args.get(n) is not None]))
-        rows = conn.execute(query.order_by(_c.c.wave, _c.c.name).limit(size).offset((page - 1) * size)).all()
-    return {"items": [_with_rates(_cohort_row(row)) for row in rows], "page": page, "page_size": size,
-            "total": total}
+        return db.paged(conn, query.order_by(_c.c.wave, _c.c.name), args, lambda row: _with_rates(_cohort_row(row)))
 
 
 def _cohort_row(row) -> dict:
@@ -147,12 +142,8 @@ def learner_view(row, now: datetime) -> dict:
 
 def learners(engine: Engine, cohort_id: str, args: dict, now: datetime, unit: str | None) -> dict:
     cohort(engine, cohort_id, now, unit)
-    query = _learner_query(cohort_id, args, now)
-    page, size = args["page"], args["page_size"]
     with db.reading(engine) as conn:
-        total = conn.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
-        rows = conn.execute(query.limit(size).offset((page - 1) * size)).all()
-    return {"items": [learner_view(row, now) for row in rows], "page": page, "page_size": size, "total": total}
+        return db.paged(conn, _learner_query(cohort_id, args, now), args, lambda row: learner_view(row, now))
 
 
 CSV_COLUMNS = ("name", "organisation", "status", "state", "modules_completed", "modules_required", "percent",

@@ -1,7 +1,9 @@
 """gunicorn settings shared by every learnstream service (`learnstream run` passes -c this file).
 
-Sync workers: PERFORMANCE.md measured them steadier than gthread under keep-alive load
-on 2 cores; override with GUNICORN_WORKER_CLASS / WEB_CONCURRENCY after measuring.
+Sync workers by default: PERFORMANCE.md measured them steadier than gthread under
+keep-alive load on 2 cores. A service may ask for another class (ServiceSpec.
+web_worker_class: the progress service, with the LRS, runs gevent); the Stack passes it
+as --worker-class. GUNICORN_WORKER_CLASS / WEB_CONCURRENCY override, after measuring.
 """
 import os
 

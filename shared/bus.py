@@ -102,6 +102,9 @@ def consumer(settings: Settings, *, group_id: str | None, **overrides) -> KafkaC
         session_timeout_ms=10_000,
         heartbeat_interval_ms=3_000,
         max_poll_interval_ms=300_000,
+        # Let the broker gather up to 100 ms of records per fetch: each batch is one
+        # database transaction, and a stream of one-record batches costs a commit each.
+        fetch_min_bytes=64 * 1024,
         fetch_max_wait_ms=100,
         # Notice new partitions and topics within half a minute, not kafka-python's 5 minutes.
         metadata_max_age_ms=30_000,

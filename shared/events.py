@@ -5,6 +5,8 @@ Events), so a consumer can route or filter a record without parsing its body.
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 from shared import xapi
@@ -53,6 +55,7 @@ class Event:
         return xapi.learner_key(self.statement["actor"])
 
 
+@functools.lru_cache(maxsize=256)  # the relay asks for every record it publishes
 def headers(source: str, event_type: str) -> list[tuple[str, bytes]]:
     return [
         (HEADER_SOURCE, source.encode()),

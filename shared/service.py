@@ -40,6 +40,9 @@ class ServiceSpec:
     timers: tuple[Timer, ...] = ()
     # The producer name of the topic the outbox feeds, when not the service's own.
     produces: str | None = None
+    # gunicorn's worker class: "gevent" for a service that serves many concurrent clients
+    # and groups their writes into one commit (shared.group_commit).
+    web_worker_class: str = "sync"
 
     def topics(self, settings: Settings) -> list[str]:
         """Every topic this service touches: the one it produces, those it consumes, its dead letters."""

@@ -59,9 +59,10 @@ class Stack:
             shutil.rmtree(metrics_dir, ignore_errors=True)
             metrics_dir.mkdir(parents=True)
             web_env = dict(self.env, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+            concurrency = ["--worker-class", self.env.get("GUNICORN_WORKER_CLASS") or load(name).web_worker_class]
             self._spawn(f"{name} web", [
                 python, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "-b", f"127.0.0.1:{settings.port}",
-                "--name", f"learnstream-{name}", f"services.{name}.app:create_app()"], web_env)
+                *concurrency, "--name", f"learnstream-{name}", f"services.{name}.app:create_app()"], web_env)
             self._spawn(f"{name} worker", [python, "-m", "shared.cli", "worker", name], self.env)
         for name in self.services:
             self.wait_ready(name)

@@ -131,6 +131,13 @@ def refresh_learners(conn: Connection, learner_keys: set[str]) -> None:
     le = t.learner_enrolments
     programmes = {row.id: row for row in conn.execute(sa.select(t.programmes))}
     for chunk in db.chunks(sorted(learner_keys)):
+        enrolments = conn.execute(sa.select(le.c.registration, le.c.learner_key, le.c.programme_id)
+                                  .where(le.c.learner_key.in_(chunk))).all()
+        # Only enrolled learners have anything to show; a learner's enrolment refreshes
+        # them then (on_learner_enrolled). Most LRS traffic from others costs no reads.
+        chunk = sorted({e.learner_key for e in enrolments})
+        if not chunk:
+            continue
         statement_rows = conn.execute(sa.select(t.learner_statements)
                                       .where(t.learner_statements.c.learner_key.in_(chunk))).all()
         conn.execute(t.learner_activity_days.delete().where(t.learner_activity_days.c.learner_key.in_(chunk)))
@@ -138,10 +145,6 @@ def refresh_learners(conn: Connection, learner_keys: set[str]) -> None:
             conn, t.learner_activity_days,
             [{"learner_key": k, "day": d} for k, d in {(r.learner_key, r.at.date()) for r in statement_rows}],
             ["learner_key", "day"])
-        enrolments = conn.execute(sa.select(le.c.registration, le.c.learner_key, le.c.programme_id)
-                                  .where(le.c.learner_key.in_(chunk))).all()
-        if not enrolments:
-            continue
         activities = _activities(statement_rows)
         outcomes: dict[tuple[str, str], list[tuple[bool, float | None, datetime]]] = defaultdict(list)
         for row in conn.execute(sa.select(t.final_test_outcomes).where(t.final_test_outcomes.c.learner_key.in_(chunk))):

@@ -16,4 +16,7 @@ SERVICE = ServiceSpec(
     offsets=tables.consumer_offsets,
     processed=tables.processed_statements,
     projection=projection,
+    # xAPI clients (players, LMSs) are many and mostly waiting on the network; gevent
+    # serves them all from two processes, and lets their statement POSTs share commits.
+    web_worker_class="gevent",
 )

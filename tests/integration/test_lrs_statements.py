@@ -238,3 +238,27 @@ def test_a_thousand_concurrent_posts(lrs):
         page = lrs.get(query={"more": more["more"][0]})
         total += len(page.json["statements"])
     assert total == 1000, time.monotonic() - started
+
+
+def test_concurrent_posts_share_commits_but_a_conflict_fails_only_its_own_request(lrs):
+    """POSTs are grouped into shared transactions (shared.group_commit): one request's
+    409 must neither fail its neighbours nor leave its own other statements behind."""
+    taken = statement(1)
+    taken["id"] = new_id()
+    assert lrs.post(taken).status_code == 200
+    clash = {**statement(2), "id": taken["id"]}  # the same id, other content
+    innocent = {**statement(3), "id": new_id()}  # sent in the same array as the clash
+    others = [{**statement(10 + i), "id": new_id()} for i in range(60)]
+
+    def post(body):
+        return lrs.app.test_client().post("/xapi/statements", data=orjson.dumps(body),
+                                          content_type="application/json", headers=lrs.headers()).status_code
+    with ThreadPoolExecutor(16) as pool:
+        bodies = others[:30] + [[innocent, clash]] + others[30:]
+        statuses = list(pool.map(post, bodies))
+    assert statuses[30] == 409
+    assert statuses[:30] + statuses[31:] == [200] * 60
+    assert lrs.get(query={"statementId": innocent["id"]}).status_code == 404
+    for sent in others:
+        assert lrs.get(query={"statementId": sent["id"]}).status_code == 200
+    assert lrs.get(query={"statementId": taken["id"]}).json["actor"] == taken["actor"]

@@ -7,6 +7,7 @@ into an `XRequest` and hands it to one handler per resource.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -24,11 +25,21 @@ from services.progress.lrs import statements as st
 from services.progress.lrs.documents import Scope
 from services.progress.lrs.validation import V1, V2, Invalid
 from shared import db, xapi
+from shared.group_commit import GroupCommitter
 from shared.http import accepts_any_body
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("lrs", __name__, url_prefix="/xapi")
+
+
+@bp.record_once
+def _statement_writer(state) -> None:
+    """One group committer per app: POSTed statements of concurrent requests share a commit."""
+    from services.progress.tables import outbox
+    settings = state.app.config["LEARNSTREAM_SETTINGS"]
+    write = functools.partial(st.store_requests, lrs_outbox=outbox, topic=settings.topic("lrs"))
+    state.app.extensions["lrs_writer"] = GroupCommitter(state.app.config["LEARNSTREAM_ENGINE"], write, name="lrs")
 
 MAX_BODY = 16 * 1024 * 1024
 ALT_HEADERS = {"authorization", "x-experience-api-version", "content-type", "content-length", "if-match",
@@ -343,13 +354,9 @@ def _post_statements(xr: XRequest, put_id: str | None) -> Response:
         if "authority" in statement and statement["authority"] != authority:
             pass  # the LRS sets the authority from the credentials (xAPI 2.4.9)
         st.prepare(statement, authority=authority, version=xr.version, stored=now)
-    settings = _settings()
-    from services.progress.tables import outbox
-    rows = st.rows_for(batch, topic=settings.topic("lrs"))
-    with _engine().begin() as conn:
-        if parts:
-            st.save_attachments(conn, [(sha2, ctype, content) for sha2, (ctype, content) in parts.items()])
-        ids = st.store(conn, rows, lrs_outbox=outbox, topic=settings.topic("lrs"))
+    rows = st.rows_for(batch, topic=_settings().topic("lrs"))
+    # Committed together with whatever other requests this process is writing now.
+    ids = current_app.extensions["lrs_writer"].submit((rows, parts))
     if put_id is not None:
         return Response(status=204)
     return _json_response(ids)

@@ -7,7 +7,9 @@ rows in the caller's transaction; `query` answers GET /statements. No Flask here
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +29,7 @@ class Conflict(Exception):
     """A statement id already stored with different content (HTTP 409)."""
 
 
+@functools.lru_cache(maxsize=65_536)  # activities, verbs and authorities repeat in almost every statement
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -266,6 +269,28 @@ def store(conn: Connection, statements: list[dict] | Batch, *, lrs_outbox: sa.Ta
     if lrs_outbox is not None and not from_bus:
         conn.execute(lrs_outbox.insert(), [batch.outbox_rows[s["id"]] for s in fresh])
     return ids
+
+
+def store_requests(conn: Connection, requests: Sequence[tuple[Batch, dict[str, tuple[str, bytes]]]], *,
+                   lrs_outbox: sa.Table, topic: str) -> list[list[str]]:
+    """Several requests' statements and attachments in one transaction (group commit:
+    shared.group_commit); the ids each request stored. Raises as `store` does, for the
+    group as a whole; the committer then retries each request alone."""
+    parts = {sha2: part for _, request_parts in requests for sha2, part in request_parts.items()}
+    if parts:
+        save_attachments(conn, [(sha2, ctype, content) for sha2, (ctype, content) in parts.items()])
+    if len(requests) == 1:
+        return [store(conn, requests[0][0], lrs_outbox=lrs_outbox, topic=topic)]
+    merged = Batch([], [], {}, {})
+    for batch, _ in requests:
+        merged.statements += batch.statements
+        merged.rows += batch.rows
+        merged.index_keys.update(batch.index_keys)
+        merged.outbox_rows.update(batch.outbox_rows)
+    if len(merged.index_keys) != len(merged.rows):
+        raise Invalid("the same statement id in two concurrent requests")  # each is retried alone
+    store(conn, merged, lrs_outbox=lrs_outbox, topic=topic)
+    return [[s["id"] for s in batch.statements] for batch, _ in requests]
 
 
 class _InsertNew:

@@ -6,7 +6,6 @@ Events), so a consumer can route or filter a record without parsing its body.
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 
 from shared import xapi

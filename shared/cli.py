@@ -55,12 +55,15 @@ def topics(services):
 
 @main.command(help="Run a service's outbox relay and projections until SIGTERM or Ctrl-C.")
 @click.argument("service", type=service_names)
-def worker(service):
-    from shared.worker import run_worker
+@click.option("--only", type=click.Choice(["relay", "projections"]), default=None,
+              help="Run only the outbox relay, or only the projections and timers (start one process "
+                   "of each). Default: both in this process.")
+def worker(service, only):
+    from shared.worker import PARTS, run_worker
 
     settings = Settings.from_env(service)
     configure_logging(service, settings.log_level)
-    run_worker(settings, load(service))
+    run_worker(settings, load(service), parts=(only,) if only else PARTS)
 
 
 @main.command(help="Drop a service's read models and replay its topics from offset zero. "

@@ -57,9 +57,11 @@ def is_sqlite(engine_or_url) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, **kwargs) -> Engine:
+def create_engine(url: str, priority: bool = False, **kwargs) -> Engine:
+    """`priority`: writes go ahead of the queue for SQLite's one write lock (the relay's,
+    which must keep up with everyone else's commits). No effect on PostgreSQL."""
     if is_sqlite(url):
-        return _sqlite_engine(url, **kwargs)
+        return _sqlite_engine(url, priority, **kwargs)
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     return sa.create_engine(url, **kwargs)
@@ -78,17 +80,31 @@ class _QueuedWriterConnection(sqlite3.Connection):
     """
 
     lock_path: str | None = None
+    priority: bool = False
     _lock_fd: int | None = None
 
     def take_write_turn(self) -> None:
+        """Wait for this connection's turn to write.
+
+        flock wakes waiters in no particular order, and under load the web tier and the
+        projections always have a transaction waiting: the relay, whose few small writes
+        must keep up (on Kafka within a second), lost the race for seconds at a time. So
+        a priority writer (the relay) first closes a gate that other writers pass through
+        on their way in: it waits for the transactions already queued, no more."""
         if self.lock_path is None or self._lock_fd is not None:
             return
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        gate = os.open(f"{self.lock_path}.gate", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # another writer's turn: wait (without the GIL, off any event loop)
-            run_blocking(fcntl.flock, fd, fcntl.LOCK_EX)
-        self._lock_fd = fd
+            _flock(gate, fcntl.LOCK_EX if self.priority else fcntl.LOCK_SH)
+            if not self.priority:
+                os.close(gate)  # through the gate: queue with the others
+                gate = None
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            _flock(fd, fcntl.LOCK_EX)
+            self._lock_fd = fd
+        finally:
+            if gate is not None:
+                os.close(gate)
 
     def _end_write_turn(self) -> None:
         if self._lock_fd is not None:
@@ -112,7 +128,14 @@ class _QueuedWriterConnection(sqlite3.Connection):
         super().close()
 
 
-def _sqlite_engine(url: str, **kwargs) -> Engine:
+def _flock(fd: int, operation: int) -> None:
+    try:
+        fcntl.flock(fd, operation | fcntl.LOCK_NB)
+    except BlockingIOError:  # wait, without the GIL and off any event loop
+        run_blocking(fcntl.flock, fd, operation)
+
+
+def _sqlite_engine(url: str, priority: bool = False, **kwargs) -> Engine:
     database = make_url(url).database
     lock_path = None
     if database and database != ":memory:":
@@ -126,6 +149,7 @@ def _sqlite_engine(url: str, **kwargs) -> Engine:
         # Let SQLAlchemy, not pysqlite, decide where transactions begin (see _on_begin).
         dbapi_connection.isolation_level = None
         dbapi_connection.lock_path = lock_path
+        dbapi_connection.priority = priority
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -190,7 +214,7 @@ def drop_database(url: str) -> None:
     """Remove a service database entirely (tests and `make clean`)."""
     if is_sqlite(url):
         database = make_url(url).database
-        for suffix in ("", "-wal", "-shm", "-writer.lock"):
+        for suffix in ("", "-wal", "-shm", "-writer.lock", "-writer.lock.gate"):
             Path(f"{database}{suffix}").unlink(missing_ok=True)
         return
     target = make_url(url)

@@ -50,11 +50,17 @@ class GroupCommitter(Generic[Job, Result]):
     one result per job; it must give the same results as writing each job alone."""
 
     def __init__(self, engine: Engine, write: Callable[[Connection, Sequence[Job]], list[Result]],
-                 name: str, max_group: int = 64):
+                 name: str, max_group: int = 64, size: Callable[[Job], int] = lambda job: 1,
+                 max_size: int | None = None):
+        """A group holds at most `max_group` jobs and, by `size`, about `max_size` units
+        of work (statements, say): a huge transaction would hold SQLite's one write lock
+        long enough to starve the relay and the projections."""
         self.engine = engine
         self.write = write
         self.name = name
         self.max_group = max_group
+        self.size = size
+        self.max_size = max_size
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
@@ -85,11 +91,14 @@ class GroupCommitter(Generic[Job, Result]):
     def _run(self) -> None:
         while True:
             group = [self._queue.get()]
-            while len(group) < self.max_group:
+            size = self.size(group[0].job)
+            while len(group) < self.max_group and (self.max_size is None or size < self.max_size):
                 try:
-                    group.append(self._queue.get_nowait())
+                    pending = self._queue.get_nowait()
                 except queue.Empty:
                     break
+                group.append(pending)
+                size += self.size(pending.job)
             GROUP_SIZE.labels(self.name).observe(len(group))
             try:
                 run_blocking(self._commit, group)

@@ -3,17 +3,26 @@
 A crash between publishing and marking republishes those rows: consumers deduplicate by
 statement id, so the bus may carry a duplicate but never loses a committed statement.
 While the broker is down the relay waits and retries; writers are never affected.
+
+Marking is a write, and on SQLite a write waits for the one write lock, which a busy
+web tier keeps busy: so `run` marks on a thread of its own and goes on publishing
+meanwhile (rows published but not yet marked are skipped when reading), and the time
+from commit to topic does not depend on how long the lock takes to come round.
 """
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
+from collections.abc import Callable
+from datetime import datetime
 
 import sqlalchemy as sa
 from confluent_kafka import KafkaException
 from prometheus_client import Counter
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from shared import bus, db, events, xapi
 from shared.config import Settings
@@ -25,6 +34,8 @@ PUBLISHED = Counter("learnstream_outbox_published_total", "Outbox rows published
 FAILURES = Counter("learnstream_outbox_publish_failures_total", "Failed publish attempts", ["service"])
 
 MAX_BACKOFF_S = 5.0
+# Rows published but not yet marked, at most: beyond this the relay waits for the marks.
+MAX_UNMARKED = 50_000
 
 
 class Relay:
@@ -34,30 +45,74 @@ class Relay:
         self.outbox = outbox
         self._producer_factory = producer_factory or (lambda: bus.RelayProducer(settings))
         self._producer = None
+        self._unmarked: set[int] = set()  # published, waiting for the marker thread
+        self._unmarked_lock = threading.Lock()
+        # (ids, when Kafka acknowledged them): published_at says when a row reached the topic.
+        self._marks: queue.SimpleQueue[tuple[list[int], datetime] | None] = queue.SimpleQueue()
 
-    def publish_batch(self) -> int:
-        """Publish the oldest unpublished rows; return how many were published."""
+    def publish_batch(self, mark: Callable[[list[int], datetime], None] | None = None) -> int:
+        """Publish the oldest unpublished rows; return how many were published. They are
+        marked before this returns, unless `mark` takes them (the marker thread's queue)."""
+        with self._unmarked_lock:
+            skip = set(self._unmarked)
         with db.reading(self.engine) as conn:
             rows = conn.execute(
                 sa.select(self.outbox.c.id, self.outbox.c.topic, self.outbox.c.key,
                           self.outbox.c.event_type, self.outbox.c.payload)
                 .where(self.outbox.c.published_at.is_(None))
                 .order_by(self.outbox.c.id)
-                .limit(self.settings.relay_batch_size)
+                .limit(self.settings.relay_batch_size + len(skip))
             ).all()
+        rows = [row for row in rows if row.id not in skip][:self.settings.relay_batch_size]
         if not rows:
             return 0
         self._ensure_producer().publish([
             (row.topic, row.key.encode(), bytes(row.payload), events.headers(self.settings.service, row.event_type))
             for row in rows])
-        with self.engine.begin() as conn:
-            conn.execute(
-                self.outbox.update()
-                .where(self.outbox.c.id.in_([row.id for row in rows]))
-                .values(published_at=xapi.utc_now())
-            )
         PUBLISHED.labels(self.settings.service).inc(len(rows))
+        (mark or self._mark)([row.id for row in rows], xapi.utc_now())
         return len(rows)
+
+    def _mark(self, ids: list[int], published_at: datetime) -> None:
+        self._mark_all([(ids, published_at)])
+
+    def _mark_all(self, batches: list[tuple[list[int], datetime]]) -> None:
+        with self.engine.begin() as conn:
+            for ids, published_at in batches:
+                for chunk in db.chunks(ids):
+                    conn.execute(self.outbox.update().where(self.outbox.c.id.in_(chunk))
+                                 .values(published_at=published_at))
+
+    def _mark_later(self, ids: list[int], published_at: datetime) -> None:
+        with self._unmarked_lock:
+            self._unmarked.update(ids)
+        self._marks.put((ids, published_at))
+
+    def _run_marker(self) -> None:
+        """Mark what the relay published, as many rows per transaction as have waited."""
+        done = False
+        while not done:
+            waiting = [self._marks.get()]
+            while True:
+                try:
+                    waiting.append(self._marks.get_nowait())
+                except queue.Empty:
+                    break
+            done = None in waiting
+            batches = [batch for batch in waiting if batch is not None]
+            backoff = 0.1
+            while batches:
+                try:
+                    self._mark_all(batches)
+                    break
+                except SQLAlchemyError as exc:  # the database is away: the rows stay skipped, try again
+                    log.warning("marking published rows failed; will retry",
+                                extra={"error": repr(exc), "retry_in_s": backoff})
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+            with self._unmarked_lock:
+                for ids, _ in batches:
+                    self._unmarked.difference_update(ids)
 
     def _ensure_producer(self):
         if self._producer is None:
@@ -74,30 +129,39 @@ class Relay:
 
     def run(self, stop: threading.Event) -> None:
         lease = RelayLease(self.engine, f"relay-{self.settings.service}")
+        marker = threading.Thread(target=self._run_marker, name="relay-marker", daemon=True)
+        marker.start()
         waiting_logged = False
         backoff = 0.1
-        while not stop.is_set():
-            if not lease.try_acquire():
-                if not waiting_logged:
-                    log.info("another relay publishes this outbox; standing by")
-                    waiting_logged = True
-                stop.wait(1.0)
-                continue
-            try:
-                published = self.publish_batch()
-                backoff = 0.1
-                if published < self.settings.relay_batch_size:
-                    # Caught up: let rows gather rather than publish (and mark) them one
-                    # or two at a time, which cost more CPU per row than the writes did.
-                    stop.wait(self.settings.relay_idle_seconds)
-            except (bus.PublishFailed, KafkaException, OSError) as exc:
-                FAILURES.labels(self.settings.service).inc()
-                log.warning("publish failed; will retry", extra={"error": repr(exc), "retry_in_s": backoff})
-                self._reset_producer()
-                stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
-        self._reset_producer()
-        lease.release()
+        try:
+            while not stop.is_set():
+                if not lease.try_acquire():
+                    if not waiting_logged:
+                        log.info("another relay publishes this outbox; standing by")
+                        waiting_logged = True
+                    stop.wait(1.0)
+                    continue
+                if len(self._unmarked) > MAX_UNMARKED:
+                    stop.wait(0.05)  # let the marks catch up
+                    continue
+                try:
+                    published = self.publish_batch(mark=self._mark_later)
+                    backoff = 0.1
+                    if published < self.settings.relay_batch_size:
+                        # Caught up: let rows gather rather than publish them one or two at
+                        # a time, which cost more CPU per row than the writes did.
+                        stop.wait(self.settings.relay_idle_seconds)
+                except (bus.PublishFailed, KafkaException, OSError) as exc:
+                    FAILURES.labels(self.settings.service).inc()
+                    log.warning("publish failed; will retry", extra={"error": repr(exc), "retry_in_s": backoff})
+                    self._reset_producer()
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+        finally:
+            self._marks.put(None)  # mark what was published before letting the lease go
+            marker.join(timeout=30)
+            self._reset_producer()
+            lease.release()
 
     def drain(self, timeout: float = 60.0) -> None:
         """Publish everything pending now (CLI and tests); raise if it cannot."""

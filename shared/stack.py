@@ -63,7 +63,10 @@ class Stack:
             self._spawn(f"{name} web", [
                 python, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "-b", f"127.0.0.1:{settings.port}",
                 *concurrency, "--name", f"learnstream-{name}", f"services.{name}.app:create_app()"], web_env)
-            self._spawn(f"{name} worker", [python, "-m", "shared.cli", "worker", name], self.env)
+            # The relay in a process of its own: it must keep up with the web tier's commits
+            # (on Kafka within a second) whatever the projections are busy with.
+            for part in ("relay", "projections"):
+                self._spawn(f"{name} {part}", [python, "-m", "shared.cli", "worker", name, "--only", part], self.env)
         for name in self.services:
             self.wait_ready(name)
 

@@ -58,7 +58,14 @@ def _every(settings: Settings, engine, timer: Timer, stop: threading.Event) -> N
             log.exception("timer failed", extra={"timer": timer.name})
 
 
-def run_worker(settings: Settings, spec: ServiceSpec, stop: threading.Event | None = None) -> None:
+PARTS = ("relay", "projections")
+
+
+def run_worker(settings: Settings, spec: ServiceSpec, stop: threading.Event | None = None,
+               parts: tuple[str, ...] = PARTS) -> None:
+    """`parts`: both by default; one of them to run the relay and the projections (with
+    the timers) as separate processes, so that neither waits for the other's share of
+    one interpreter lock (the relay of a busy LRS fell seconds behind)."""
     stop = stop or threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         if threading.current_thread() is threading.main_thread():
@@ -66,10 +73,11 @@ def run_worker(settings: Settings, spec: ServiceSpec, stop: threading.Event | No
     engine = db.create_engine(settings.database_url)
     topics_ready = threading.Event()
     threads = [threading.Thread(target=_create_topics, args=(settings, spec, stop, topics_ready), name="topics")]
-    if spec.outbox is not None:
-        relay = Relay(settings, engine, spec.outbox)
+    if spec.outbox is not None and "relay" in parts:
+        # Its own engine: its writes jump SQLite's write queue (shared.db.create_engine).
+        relay = Relay(settings, db.create_engine(settings.database_url, priority=True), spec.outbox)
         threads.append(threading.Thread(target=_after(topics_ready, stop, lambda: relay.run(stop)), name="relay"))
-    if spec.projection is not None:
+    if spec.projection is not None and "projections" in parts:
         runner = ProjectionRunner(settings, engine, spec.projection(settings), spec.offsets, spec.processed)
 
         def consume():
@@ -80,7 +88,7 @@ def run_worker(settings: Settings, spec: ServiceSpec, stop: threading.Event | No
                     log.exception("consumer failed; restarting")
                     stop.wait(1)
         threads.append(threading.Thread(target=_after(topics_ready, stop, consume), name="projection"))
-    for timer in spec.timers:
+    for timer in spec.timers if "projections" in parts else ():
         threads.append(threading.Thread(target=_every, args=(settings, engine, timer, stop), name=timer.name))
     log.info("worker started", extra={"parts": [t.name for t in threads]})
     for thread in threads:
@@ -91,4 +99,6 @@ def run_worker(settings: Settings, spec: ServiceSpec, stop: threading.Event | No
     for thread in threads:
         thread.join(timeout=30)
     engine.dispose()
+    if spec.outbox is not None and "relay" in parts:
+        relay.engine.dispose()
     log.info("worker stopped")

@@ -245,3 +245,45 @@ def test_a_consumer_that_polls_nothing_while_records_wait_counts_as_stalled(depl
     finally:
         consumer.close()
         engine.dispose()
+
+
+def test_the_relay_publishes_while_another_writer_holds_the_outbox(deployment):
+    """Marking rows published is a write; on SQLite it waits for the one write lock, and
+    on PostgreSQL for row locks. Publishing must not wait with it (on Kafka within a
+    second), and the marks must follow once the writer lets go."""
+    settings = deployment.settings("enrollment")
+    engine = db.create_engine(settings.database_url)
+    enrollment = deployment.app("enrollment").test_client()
+    _, cohort = define_cohort(enrollment)
+    import_csv(enrollment, cohort["id"], learners_csv(50))
+    outbox = enrollment_tables.outbox
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_outbox():
+        with engine.begin() as conn:  # SQLite: the write lock; PostgreSQL: the rows
+            conn.execute(sa.select(outbox.c.id).with_for_update()).all() if conn.dialect.name == "postgresql" \
+                else conn.execute(outbox.update().where(outbox.c.id < 0).values(published_at=None))
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_the_outbox)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        # Batches of 10: a relay that waited to mark each batch would stop after the first.
+        deployment.start_worker("enrollment", relay_batch_size=10)
+        records = read_topic(deployment.env["KAFKA_BOOTSTRAP_SERVERS"], settings.own_topic, expected=52, timeout=20)
+        assert len(records) >= 52  # all published while the outbox was held
+        with db.reading(engine) as conn:
+            assert conn.scalar(sa.select(sa.func.count()).where(outbox.c.published_at.is_not(None))) == 0
+    finally:
+        release.set()
+        holder.join(10)
+
+    def all_marked():
+        with db.reading(engine) as conn:
+            return conn.scalar(sa.select(sa.func.count()).where(outbox.c.published_at.is_(None))) == 0
+    eventually(all_marked, 20, message="rows marked published once the writer let go")
+    records = read_topic(deployment.env["KAFKA_BOOTSTRAP_SERVERS"], settings.own_topic, expected=53, timeout=3)
+    assert len({xapi.decode(r.value)["id"] for r in records}) == len(records) == 52  # none published twice
+    engine.dispose()

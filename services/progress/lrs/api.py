@@ -39,7 +39,9 @@ def _statement_writer(state) -> None:
     from services.progress.tables import outbox
     settings = state.app.config["LEARNSTREAM_SETTINGS"]
     write = functools.partial(st.store_requests, lrs_outbox=outbox, topic=settings.topic("lrs"))
-    state.app.extensions["lrs_writer"] = GroupCommitter(state.app.config["LEARNSTREAM_ENGINE"], write, name="lrs")
+    state.app.extensions["lrs_writer"] = GroupCommitter(
+        state.app.config["LEARNSTREAM_ENGINE"], write, name="lrs",
+        size=lambda job: len(job[0].rows), max_size=1_000)
 
 MAX_BODY = 16 * 1024 * 1024
 ALT_HEADERS = {"authorization", "x-experience-api-version", "content-type", "content-length", "if-match",

@@ -218,7 +218,6 @@ def rows_for(statements: list[dict], *, topic: str | None) -> Batch:
     if len(set(ids)) != len(ids):
         raise Invalid("the same statement id appears twice in one request")
     rows, index_keys, outbox_rows = [], {}, {}
-    now = xapi.utc_now()
     for statement in statements:
         obj = statement["object"]
         payload = orjson.dumps(statement)
@@ -232,8 +231,7 @@ def rows_for(statements: list[dict], *, topic: str | None) -> Batch:
         index_keys[statement["id"]] = index_keys_of(statement)
         if topic is not None:
             outbox_rows[statement["id"]] = {"topic": topic, "key": xapi.learner_key(statement["actor"]),
-                                            "event_type": EventType.LRS_STATEMENT, "payload": payload,
-                                            "created_at": now}
+                                            "event_type": EventType.LRS_STATEMENT, "payload": payload}
     return Batch(statements, rows, index_keys, outbox_rows)
 
 
@@ -267,7 +265,11 @@ def store(conn: Connection, statements: list[dict] | Batch, *, lrs_outbox: sa.Ta
     _apply_voiding(conn, fresh, arrivals_too=from_bus)
     _update_activities(conn, fresh)
     if lrs_outbox is not None and not from_bus:
-        conn.execute(lrs_outbox.insert(), [batch.outbox_rows[s["id"]] for s in fresh])
+        outbox_rows = [batch.outbox_rows[s["id"]] for s in fresh]
+        now = xapi.utc_now()  # in the transaction: commit to topic is measured from here
+        for row in outbox_rows:
+            row["created_at"] = now
+        conn.execute(lrs_outbox.insert(), outbox_rows)
     return ids
 
 

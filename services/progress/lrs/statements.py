@@ -103,8 +103,11 @@ def _context_agents(context: dict) -> list[dict]:
     return found
 
 
+_IFI_KEYS = frozenset(("mbox", "mbox_sha1sum", "openid", "account"))
+
+
 def _agents_and_members(agent: dict) -> list[dict]:
-    found = [agent] if any(k in agent for k in ("mbox", "mbox_sha1sum", "openid", "account")) else []
+    found = [agent] if not _IFI_KEYS.isdisjoint(agent) else []
     return found + list(agent.get("member") or ())
 
 
@@ -210,7 +213,7 @@ class Batch:
     statements: list[dict]
     rows: list[dict]
     index_keys: dict[str, list[tuple[str, str]]]
-    outbox_rows: dict[str, dict]
+    outbox_rows: dict[str, tuple]
 
 
 def rows_for(statements: list[dict], *, topic: str | None) -> Batch:
@@ -229,9 +232,9 @@ def rows_for(statements: list[dict], *, topic: str | None) -> Batch:
             "voided": False, "payload": payload,
         })
         index_keys[statement["id"]] = index_keys_of(statement)
-        if topic is not None:
-            outbox_rows[statement["id"]] = {"topic": topic, "key": xapi.learner_key(statement["actor"]),
-                                            "event_type": EventType.LRS_STATEMENT, "payload": payload}
+        if topic is not None:  # (topic, key, event_type, payload): created_at is added when written
+            outbox_rows[statement["id"]] = (topic, xapi.learner_key(statement["actor"]),
+                                            str(EventType.LRS_STATEMENT), payload)
     return Batch(statements, rows, index_keys, outbox_rows)
 
 
@@ -259,17 +262,15 @@ def store(conn: Connection, statements: list[dict] | Batch, *, lrs_outbox: sa.Ta
     fresh = [s for s in statements if s["id"] in inserted]
     if not fresh:
         return ids
-    conn.execute(t.statement_index.insert(), [
-        {"kind": kind, "hash": key, "statement_seq": inserted[s["id"]]}
-        for s in fresh for kind, key in batch.index_keys[s["id"]]])
+    db.insert_many_fast(conn, t.statement_index, ["kind", "hash", "statement_seq"], [
+        (kind, key, inserted[s["id"]]) for s in fresh for kind, key in batch.index_keys[s["id"]]])
     _apply_voiding(conn, fresh, arrivals_too=from_bus)
     _update_activities(conn, fresh)
     if lrs_outbox is not None and not from_bus:
-        outbox_rows = [batch.outbox_rows[s["id"]] for s in fresh]
-        now = xapi.utc_now()  # in the transaction: commit to topic is measured from here
-        for row in outbox_rows:
-            row["created_at"] = now
-        conn.execute(lrs_outbox.insert(), outbox_rows)
+        # created_at in the transaction: commit to topic is measured from here.
+        now = db.to_driver(conn, lrs_outbox.c.created_at)(xapi.utc_now())
+        db.insert_many_fast(conn, lrs_outbox, ["topic", "key", "event_type", "payload", "created_at"], [
+            (*batch.outbox_rows[s["id"]], now) for s in fresh])
     return ids
 
 

@@ -108,3 +108,19 @@ def test_a_hundred_concurrent_merges_lose_nothing(lrs):
     assert statuses == [204] * 100
     merged = send(lrs, "GET", path, state_query("shared")).json
     assert merged == {f"k{i}": i for i in range(100)}
+
+
+@pytest.mark.parametrize("field", ["stateId", "activityId", "registration"])
+def test_a_nul_character_in_a_parameter_is_refused_and_stores_nothing(lrs, field):
+    """PostgreSQL text cannot hold a NUL: it must be a 400 naming the parameter, never a 500."""
+    path = "/xapi/activities/state"
+    query = state_query(**{field: "s\x00t" if field != "activityId" else ACTIVITY + "\x00"})
+    response = send(lrs, "PUT", path, query, {"a": 1})
+    assert response.status_code == 400 and field in response.json["error"]["message"]
+    listing = send(lrs, "GET", path, {k: v for k, v in state_query().items() if k != "stateId"})
+    assert listing.status_code == 200 and listing.json == []
+    # The same through the 1.0.3 alternate request syntax (parameters in the form body).
+    form = {**query, "content": "{}", "X-Experience-API-Version": V1, "Content-Type": "application/json",
+            "Authorization": lrs.headers()["Authorization"]}
+    alternate = lrs.client.post(f"{path}?method=PUT", data=form)
+    assert alternate.status_code == 400 and field in alternate.json["error"]["message"]

@@ -262,3 +262,10 @@ def test_concurrent_posts_share_commits_but_a_conflict_fails_only_its_own_reques
     for sent in others:
         assert lrs.get(query={"statementId": sent["id"]}).status_code == 200
     assert lrs.get(query={"statementId": taken["id"]}).json["actor"] == taken["actor"]
+
+
+@pytest.mark.parametrize("iri", ["http://example.org/a\x00b", "http://example.org/a\x07b", "http://example.org/\x7f"])
+def test_an_iri_with_a_control_character_is_refused(lrs, iri):
+    response = lrs.post(statement(activity=iri))
+    assert response.status_code == 400 and "object.id" in response.json["error"]["message"]
+    assert lrs.get().json["statements"] == []

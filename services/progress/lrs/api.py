@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from flask import Blueprint, Response, current_app, request
-from werkzeug.datastructures import Headers
+from werkzeug.datastructures import EnvironHeaders, Headers
 from werkzeug.http import http_date, parse_accept_header
 
 from services.progress.lrs import attachments as att
@@ -68,7 +68,7 @@ class XError(Exception):
 class XRequest:
     method: str
     params: dict[str, str]
-    headers: Headers
+    headers: Headers | EnvironHeaders
     body: bytes
     content_type: str
     version: str = V1
@@ -108,11 +108,14 @@ def _build_request() -> XRequest:
     for key, values in request.args.lists():
         if len(values) > 1:
             raise Invalid(f"parameter {key} given more than once")
+        if "\x00" in key or "\x00" in values[0]:  # no identifier may hold one (nor can PostgreSQL text)
+            raise Invalid(f"parameter {key!r} contains a NUL character")
         params[key] = values[0]
     body = request.get_data(cache=False)
     if len(body) > MAX_BODY:
         raise XError(413, "request body too large")
-    xr = XRequest(request.method, params, Headers(request.headers), body, request.headers.get("Content-Type", ""))
+    # The request's own (read-only) headers: the alternate syntax builds a copy to change.
+    xr = XRequest(request.method, params, request.headers, body, request.headers.get("Content-Type", ""))
     if "method" in params:
         _alternate(xr)
     return xr
@@ -135,6 +138,8 @@ def _alternate(xr: XRequest) -> None:
     params, headers, content = {}, Headers(xr.headers), b""
     headers.remove("Content-Type")
     for key, value in form:
+        if key != "content" and ("\x00" in key or "\x00" in value):
+            raise Invalid(f"parameter {key!r} contains a NUL character")
         if key.lower() in ALT_HEADERS:
             headers[key] = value
         elif key == "content":

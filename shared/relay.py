@@ -55,15 +55,16 @@ class Relay:
         marked before this returns, unless `mark` takes them (the marker thread's queue)."""
         with self._unmarked_lock:
             skip = set(self._unmarked)
+        outbox = self.outbox
         with db.reading(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(self.outbox.c.id, self.outbox.c.topic, self.outbox.c.key,
-                          self.outbox.c.event_type, self.outbox.c.payload)
-                .where(self.outbox.c.published_at.is_(None))
-                .order_by(self.outbox.c.id)
-                .limit(self.settings.relay_batch_size + len(skip))
-            ).all()
-        rows = [row for row in rows if row.id not in skip][:self.settings.relay_batch_size]
+            # Ids first (the partial index of unpublished rows answers it alone), payloads
+            # only for the rows chosen: while marks wait, many unpublished rows are skipped.
+            ids = conn.scalars(sa.select(outbox.c.id).where(outbox.c.published_at.is_(None))
+                               .order_by(outbox.c.id).limit(self.settings.relay_batch_size + len(skip))).all()
+            ids = [i for i in ids if i not in skip][:self.settings.relay_batch_size]
+            rows = [row for chunk in db.chunks(ids) for row in conn.execute(
+                sa.select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.event_type, outbox.c.payload)
+                .where(outbox.c.id.in_(chunk)).order_by(outbox.c.id))]
         if not rows:
             return 0
         self._ensure_producer().publish([
@@ -105,9 +106,10 @@ class Relay:
                 try:
                     self._mark_all(batches)
                     break
-                except SQLAlchemyError as exc:  # the database is away: the rows stay skipped, try again
+                except Exception as exc:  # the database is away: the rows stay skipped, try again
                     log.warning("marking published rows failed; will retry",
-                                extra={"error": repr(exc), "retry_in_s": backoff})
+                                extra={"error": repr(exc), "retry_in_s": backoff},
+                                exc_info=not isinstance(exc, SQLAlchemyError))
                     time.sleep(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF_S)
             with self._unmarked_lock:

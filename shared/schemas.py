@@ -40,9 +40,19 @@ class Timestamp(fields.Field):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+class WholeNumber(fields.Integer):
+    """An integer input that is never rounded: marshmallow's Integer turns 1.5 into 1 and
+    true into 1; here both are refused (1.0 and, in a query string, "2" still pass)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class PageArgs(Schema):
-    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=MAX_DB_INT))
-    page_size = fields.Int(load_default=100, validate=validate.Range(min=1, max=1000))
+    page = WholeNumber(load_default=1, validate=validate.Range(min=1, max=MAX_DB_INT))
+    page_size = WholeNumber(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
 def page_of(item_schema: type[Schema]) -> type[Schema]:

@@ -5,7 +5,7 @@ duplicate ids or texts) are the domain's (domain.build_bank)."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.assessment.domain import BEST, LAST, QUESTION_TYPES, RESULT_STATUSES
-from shared.schemas import PageArgs, Timestamp, page_of
+from shared.schemas import PageArgs, Timestamp, WholeNumber, page_of
 
 ANSWER_DOC = {"description": "an option, a list of options (multiple choice) or true/false"}
 
@@ -37,15 +37,15 @@ class BankSchema(Schema):
 
 
 class FinalTestInSchema(Schema):
-    question_count = fields.Int(load_default=None, validate=validate.Range(min=1, max=1000))
+    question_count = WholeNumber(load_default=None, validate=validate.Range(min=1, max=1000))
     per_topic = fields.Dict(keys=fields.Str(validate=validate.Length(min=1, max=200)),
-                            values=fields.Int(validate=validate.Range(min=1, max=1000)), load_default=None,
+                            values=WholeNumber(validate=validate.Range(min=1, max=1000)), load_default=None,
                             metadata={"description": "questions drawn per topic; instead of question_count"})
-    time_limit_seconds = fields.Int(load_default=None, validate=validate.Range(min=1, max=7 * 86400))
-    time_limit_minutes = fields.Int(load_default=None, validate=validate.Range(min=1, max=7 * 1440))
+    time_limit_seconds = WholeNumber(load_default=None, validate=validate.Range(min=1, max=7 * 86400))
+    time_limit_minutes = WholeNumber(load_default=None, validate=validate.Range(min=1, max=7 * 1440))
     pass_mark = fields.Float(required=True, validate=validate.Range(min=0, max=1, min_inclusive=False),
                              metadata={"description": "the scaled score needed to pass, e.g. 0.7"})
-    max_attempts = fields.Int(load_default=1, validate=validate.Range(min=1, max=100))
+    max_attempts = WholeNumber(load_default=1, validate=validate.Range(min=1, max=100))
     counting = fields.Str(load_default=BEST, validate=validate.OneOf([BEST, LAST]),
                           metadata={"description": "which attempt decides: the best or the last"})
 

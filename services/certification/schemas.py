@@ -2,7 +2,7 @@
 from marshmallow import Schema, fields, validate
 
 from services.certification.domain import ACTIVE, MAX_GRACE_DAYS, REVOKED, STANDINGS
-from shared.schemas import PageArgs, Timestamp, page_of
+from shared.schemas import PageArgs, Timestamp, WholeNumber, page_of
 
 
 class CertificateSchema(Schema):
@@ -50,7 +50,7 @@ class RevocationSchema(Schema):
 
 
 class RulesInSchema(Schema):
-    grace_days = fields.Int(required=True, validate=validate.Range(min=0, max=MAX_GRACE_DAYS),
+    grace_days = WholeNumber(required=True, validate=validate.Range(min=0, max=MAX_GRACE_DAYS),
                             metadata={"description": "days after the enrolment's deadline still accepted"})
 
 

@@ -2,7 +2,7 @@
 from marshmallow import Schema, fields, validate
 
 from services.enrollment.domain import ACTIVE, DEFAULT_WINDOW_DAYS, WITHDRAWN
-from shared.schemas import MAX_DB_INT, LearnerSchema, PageArgs, Timestamp, page_of
+from shared.schemas import MAX_DB_INT, LearnerSchema, PageArgs, Timestamp, WholeNumber, page_of
 
 IRI = fields.Url(required=True, require_tld=False, validate=validate.Length(max=500))
 
@@ -14,7 +14,7 @@ class ProgrammeInSchema(Schema):
     required_modules = fields.List(fields.Url(require_tld=False, validate=validate.Length(max=500)),
                                    required=True, validate=validate.Length(min=1, max=200))
     final_test = IRI
-    window_days = fields.Int(load_default=DEFAULT_WINDOW_DAYS, validate=validate.Range(min=1, max=366))
+    window_days = WholeNumber(load_default=DEFAULT_WINDOW_DAYS, validate=validate.Range(min=1, max=366))
 
 
 class ProgrammeSchema(ProgrammeInSchema):
@@ -28,7 +28,7 @@ class CohortInSchema(Schema):
     name = fields.Str(required=True, validate=validate.Length(min=1, max=200))
     agency = fields.Str(required=True, validate=validate.Length(min=1, max=200))
     province = fields.Str(load_default=None, validate=validate.Length(max=200))
-    wave = fields.Int(load_default=1, validate=validate.Range(min=1, max=MAX_DB_INT))
+    wave = WholeNumber(load_default=1, validate=validate.Range(min=1, max=MAX_DB_INT))
     accounts_issued_at = Timestamp(required=True)
 
 
@@ -75,7 +75,7 @@ class CohortListArgs(PageArgs):
     programme_id = fields.Str()
     agency = fields.Str()
     province = fields.Str()
-    wave = fields.Int(validate=validate.Range(min=1, max=MAX_DB_INT))
+    wave = WholeNumber(validate=validate.Range(min=1, max=MAX_DB_INT))
 
 
 class EnrolmentListArgs(PageArgs):

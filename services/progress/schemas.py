@@ -2,7 +2,7 @@
 from marshmallow import Schema, fields, validate
 
 from services.progress.views import COUNTS, ROLLUPS, SORTS, STATES
-from shared.schemas import MAX_DB_INT, PageArgs, Timestamp, page_of
+from shared.schemas import MAX_DB_INT, PageArgs, Timestamp, WholeNumber, page_of
 
 
 class CountsSchema(Schema):
@@ -79,7 +79,7 @@ class CohortListArgs(PageArgs):
     programme_id = fields.Str()
     agency = fields.Str()
     province = fields.Str()
-    wave = fields.Int(validate=validate.Range(min=1, max=MAX_DB_INT))
+    wave = WholeNumber(validate=validate.Range(min=1, max=MAX_DB_INT))
 
 
 class LearnerListArgs(PageArgs):

@@ -205,3 +205,15 @@ def _snapshot(engine) -> dict:
     with engine.connect() as conn:
         return {table.name: sorted(tuple(row) for row in conn.execute(sa.select(table)))
                 for table in (progress_tables.programmes, progress_tables.cohorts, progress_tables.learner_enrolments)}
+
+
+def test_a_fractional_or_boolean_number_is_a_422_naming_the_field_and_changes_nothing(deployment):
+    client = deployment.app("enrollment").test_client()
+    programme, _ = define_cohort(client)
+    for wave in (1.5, True):
+        response = client.post("/cohorts", headers=AUTH, json={
+            "programme_id": programme["id"], "name": "rounded", "agency": "Revenue agency", "wave": wave,
+            "accounts_issued_at": "2026-11-02"})
+        assert response.status_code == 422 and "wave" in response.json["errors"]["json"], response.json
+    names = [c["name"] for c in client.get("/cohorts", headers=AUTH).json["items"]]
+    assert "rounded" not in names

@@ -25,7 +25,7 @@ from prometheus_client import (
     multiprocess,
 )
 from sqlalchemy.engine import Engine
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.http import HTTP_STATUS_CODES
 
 from shared import bus, db
@@ -78,6 +78,13 @@ def _install_error_handlers(app: Flask) -> None:
         if (request.method in ("POST", "PUT", "PATCH") and request.content_length
                 and not request.is_json and not getattr(view, "accepts_any_body", False)):
             abort(415, message="send the body as application/json")
+
+    @app.errorhandler(MethodNotAllowed)
+    def _method_not_allowed(exc: MethodNotAllowed):
+        # flask-smorest's JSON errors drop the exception's headers; RFC 9110 wants Allow.
+        allowed = ", ".join(sorted(exc.valid_methods or ()))
+        body = {"code": 405, "status": HTTP_STATUS_CODES[405], "message": f"this resource allows {allowed}"}
+        return jsonify(body), 405, {"Allow": allowed}
 
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):

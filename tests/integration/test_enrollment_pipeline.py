@@ -217,3 +217,11 @@ def test_a_fractional_or_boolean_number_is_a_422_naming_the_field_and_changes_no
         assert response.status_code == 422 and "wave" in response.json["errors"]["json"], response.json
     names = [c["name"] for c in client.get("/cohorts", headers=AUTH).json["items"]]
     assert "rounded" not in names
+
+
+def test_a_method_a_resource_does_not_allow_is_a_json_405_with_allow(deployment):
+    client = deployment.app("enrollment").test_client()
+    response = client.delete("/programmes", headers=AUTH)
+    assert response.status_code == 405 and response.is_json
+    assert {"GET", "POST"} <= {m.strip() for m in response.headers["Allow"].split(",")}
+    assert "GET" in response.json["message"]

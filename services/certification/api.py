@@ -76,6 +76,7 @@ def reissue(certificate_id):
 
 
 def _export_filter(cohort_id: str, status: str):
+    views.require_cohort(_engine(), cohort_id)  # before the stream starts: a 404 must be whole
     return views.cohort_certificates(_engine(), cohort_id, status, _public_url())
 
 

@@ -56,6 +56,15 @@ def certificate(engine: Engine, certificate_id: str, public_url: str) -> dict:
     return certificate_view(row, public_url)
 
 
+def require_cohort(engine: Engine, cohort_id: str) -> None:
+    """An export of a cohort nobody defined is a 404, not an empty file."""
+    with db.reading(engine) as conn:
+        known = conn.scalar(sa.select(sa.literal(True)).where(sa.or_(
+            sa.exists().where(t.cohorts.c.id == cohort_id), sa.exists().where(c.c.cohort_id == cohort_id))))
+    if not known:
+        raise NotFound(f"no cohort {cohort_id}")
+
+
 def cohort_certificates(engine: Engine, cohort_id: str, status: str, public_url: str, batch: int = 500):
     """Every certificate of a cohort, in number order, read in batches (exports stream)."""
     query = _filtered({"cohort_id": cohort_id, "status": None if status == "all" else status})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+import uuid
 import zipfile
 from datetime import timedelta
 
@@ -306,9 +307,15 @@ def test_out_of_range_filters_get_clear_errors(deployment):
 
 
 def test_exports_name_their_file_safely_whatever_the_cohort_id(deployment):
-    client = deployment.app("certification").test_client()
+    app = deployment.app("certification")
+    client = app.test_client()
     # The id comes from the path into Content-Disposition; a control character there made
     # gunicorn refuse the response header (an HTML 500), a newline made Werkzeug raise.
+    # Only a known cohort exports: give the read model one with such an id.
+    from services.certification import tables as certification_tables
+    with app.config["LEARNSTREAM_ENGINE"].begin() as conn:
+        conn.execute(certification_tables.cohorts.insert().values(
+            id='a\r\nb\x0e"\u00e9', programme_id="p", name="odd", agency=None))
     for suffix in ("csv", "zip"):
         response = client.get(f"/cohorts/a%0D%0Ab%0E%22%C3%A9/certificates.{suffix}", headers=AUTH)
         assert response.status_code == 200
@@ -317,3 +324,10 @@ def test_exports_name_their_file_safely_whatever_the_cohort_id(deployment):
         header = response.headers["Content-Disposition"]
         assert header.isascii() and all(32 <= ord(ch) < 127 for ch in header), header
         assert header.startswith('attachment; filename="certificates-a__b___') and "%C3%A9" in header
+
+
+def test_exporting_a_cohort_nobody_defined_is_a_404_not_an_empty_file(deployment):
+    client = deployment.app("certification").test_client()
+    for suffix in ("csv", "zip"):
+        response = client.get(f"/cohorts/{uuid.uuid4()}/certificates.{suffix}", headers=AUTH)
+        assert response.status_code == 404 and "cohort" in response.json["message"]

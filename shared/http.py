@@ -12,9 +12,11 @@ import time
 from collections.abc import Callable, Iterable
 from urllib.parse import quote
 
+import flask_smorest as smorest
 import sqlalchemy as sa
 from flask import Flask, Response, g, jsonify, request
-from flask_smorest import Api, Blueprint, abort
+from flask_smorest import Api, abort
+from marshmallow import RAISE
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -25,6 +27,7 @@ from prometheus_client import (
     multiprocess,
 )
 from sqlalchemy.engine import Engine
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -33,6 +36,19 @@ from shared.config import Settings
 from shared.errors import DomainError
 
 log = logging.getLogger(__name__)
+
+
+class _StrictQueryParser(FlaskParser):
+    """A query parameter no schema names is a 422 naming it, not silently ignored
+    (webargs ignores them by default): `?page_sise=50` must not quietly mean 100."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": RAISE}
+
+
+class Blueprint(smorest.Blueprint):
+    """flask-smorest's Blueprint, with unknown query parameters refused."""
+
+    ARGUMENTS_PARSER = _StrictQueryParser()
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 

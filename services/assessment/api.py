@@ -6,7 +6,7 @@ learners have their own sign-in, the learning portal calls them on a learner's b
 from __future__ import annotations
 
 from flask import current_app, g, request
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest
 
@@ -14,7 +14,7 @@ from services.assessment import schemas as s
 from services.assessment import views
 from services.assessment.handlers import AssessmentService
 from shared.auth import SECURITY, protect
-from shared.http import accepts_any_body, uploaded_csv
+from shared.http import Blueprint, accepts_any_body, uploaded_csv
 
 blp = Blueprint("assessment", __name__, url_prefix="/",
                 description="Final tests, attempts and results (operator credentials required)")

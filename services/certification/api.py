@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from flask import Response, current_app, g, stream_with_context
-from flask_smorest import Blueprint
 
 from services.certification import export, pdf, views
 from services.certification import schemas as s
 from services.certification.handlers import CertificationService
 from shared.auth import SECURITY, protect
-from shared.http import attachment
+from shared.http import Blueprint, attachment
 
 blp = Blueprint("certification", __name__, url_prefix="/",
                 description="Certificates, revocation, re-issue, exports and issuance rules "

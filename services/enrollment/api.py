@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from flask import current_app, g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from services.enrollment import schemas as s
 from services.enrollment import views
 from services.enrollment.handlers import EnrollmentService
 from shared.auth import SECURITY, protect
-from shared.http import accepts_any_body, uploaded_csv
+from shared.http import Blueprint, accepts_any_body, uploaded_csv
 
 blp = Blueprint("enrollment", __name__, url_prefix="/",
                 description="Programmes, cohorts and enrolments (operator credentials required)")

@@ -1,11 +1,10 @@
 """Progress HTTP routes: operator views over the read models, and the dashboard. Thin."""
 from flask import Response, current_app, g, render_template
-from flask_smorest import Blueprint
 
 from services.progress import schemas as s
 from services.progress import views
 from shared.auth import SECURITY, protect
-from shared.http import attachment
+from shared.http import Blueprint, attachment
 
 blp = Blueprint("progress", __name__, url_prefix="/", template_folder="templates", static_folder="static",
                 static_url_path="/dashboard/static",

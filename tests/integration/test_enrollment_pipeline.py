@@ -225,3 +225,11 @@ def test_a_method_a_resource_does_not_allow_is_a_json_405_with_allow(deployment)
     assert response.status_code == 405 and response.is_json
     assert {"GET", "POST"} <= {m.strip() for m in response.headers["Allow"].split(",")}
     assert "GET" in response.json["message"]
+
+
+def test_an_unknown_query_parameter_is_a_422_naming_it(deployment):
+    client = deployment.app("enrollment").test_client()
+    define_cohort(client)
+    mistyped = client.get("/cohorts?page_sise=5", headers=AUTH)  # not silently page_size=100
+    assert mistyped.status_code == 422 and "page_sise" in mistyped.json["errors"]["query"], mistyped.json
+    assert client.get("/cohorts?page_size=5", headers=AUTH).status_code == 200

@@ -9,31 +9,28 @@ process, tests, and gevent's own pool threads).
 """
 from __future__ import annotations
 
-import _thread
 import sys
 
 
-def _gevent_patched() -> bool:
+def _loop_thread() -> tuple[object, int] | None:
+    """(the native get_ident, the event loop's thread) in a gevent-patched process.
+
+    gunicorn's gevent worker patches the process before it imports the app, on the
+    thread that then runs the event loop: this module is imported there."""
     if "gevent" not in sys.modules:
-        return False
+        return None
     from gevent import monkey
-    return monkey.is_module_patched("threading")
+    if not monkey.is_module_patched("threading"):
+        return None
+    native_get_ident = monkey.get_original("_thread", "get_ident")
+    return native_get_ident, native_get_ident()
 
 
-def _native_thread_id() -> int:
-    if _gevent_patched():
-        from gevent import monkey
-        return monkey.get_original("_thread", "get_ident")()
-    return _thread.get_ident()
-
-
-# gunicorn's gevent worker patches the process before it imports the app, on the thread
-# that then runs the event loop: remember that thread.
-_LOOP_THREAD = _native_thread_id() if _gevent_patched() else None
+_LOOP = _loop_thread()
 
 
 def run_blocking(function, *args):
-    if _LOOP_THREAD is not None and _native_thread_id() == _LOOP_THREAD:
+    if _LOOP is not None and _LOOP[0]() == _LOOP[1]:
         import gevent
         return gevent.get_hub().threadpool.apply(function, args)
     return function(*args)

@@ -51,7 +51,3 @@ def append(conn: Connection, outbox: sa.Table, topic: str, events: Iterable[Even
     if rows:
         conn.execute(outbox.insert(), rows)
     return len(rows)
-
-
-def pending_count(conn: Connection, outbox: sa.Table) -> int:
-    return conn.scalar(sa.select(sa.func.count()).where(outbox.c.published_at.is_(None)))

@@ -164,10 +164,3 @@ class Relay:
             marker.join(timeout=30)
             self._reset_producer()
             lease.release()
-
-    def drain(self, timeout: float = 60.0) -> None:
-        """Publish everything pending now (CLI and tests); raise if it cannot."""
-        deadline = time.monotonic() + timeout
-        while self.publish_batch():
-            if time.monotonic() > deadline:
-                raise TimeoutError("outbox not drained in time")

@@ -7,10 +7,12 @@ into an `XRequest` and hands it to one handler per resource.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode
 
@@ -74,7 +76,6 @@ class XRequest:
     version: str = V1
     client: auth.Client | None = None
     alternate: bool = False
-    extra: dict = field(default_factory=dict)
 
     def param(self, name: str, required: bool = False) -> str | None:
         value = self.params.get(name)
@@ -146,8 +147,6 @@ def _alternate(xr: XRequest) -> None:
             content = value.encode()
         else:
             params[key] = value
-    if method in ("PUT", "POST") and not content and "content" not in dict(form):
-        pass
     xr.method, xr.params, xr.headers, xr.body = method, params, headers, content
     xr.content_type = headers.get("Content-Type", "application/json" if content else "")
     xr.alternate = True
@@ -173,8 +172,6 @@ def _authenticate(xr: XRequest) -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "basic" or not token:
         raise XError(401, "credentials required (HTTP Basic: LRS key and secret)", challenge)
-    import base64
-    import binascii
     try:
         key, _, secret = base64.b64decode(token.strip()).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
@@ -357,9 +354,7 @@ def _post_statements(xr: XRequest, put_id: str | None) -> Response:
     signatures.verify_all(batch, parts)
     now = xapi.utc_now()
     authority = xr.client.authority
-    for statement in batch:
-        if "authority" in statement and statement["authority"] != authority:
-            pass  # the LRS sets the authority from the credentials (xAPI 2.4.9)
+    for statement in batch:  # prepare sets the authority from the credentials (xAPI 2.4.9)
         st.prepare(statement, authority=authority, version=xr.version, stored=now)
     rows = st.rows_for(batch, topic=_settings().topic("lrs"))
     # Committed together with whatever other requests this process is writing now.
@@ -413,7 +408,7 @@ def _get_statements(xr: XRequest) -> Response:
     more = ""
     if next_cursor is not None:
         more = f"{request.script_root}/xapi/statements?" + urlencode(
-            {"more": st.encode_cursor(filters, next_cursor, xr.params)})
+            {"more": st.encode_cursor(next_cursor, xr.params)})
     result = {"statements": [st.formatted(s, fmt, languages) for s in page], "more": more}
     headers = {"X-Experience-API-Consistent-Through": consistent, "Last-Modified": http_date(xapi.utc_now())}
     return _statement_response(result, files, with_attachments, headers)

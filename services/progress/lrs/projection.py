@@ -4,24 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.progress.lrs import statements as st
-from services.progress.lrs import tables as t
 from shared import xapi
 from shared.events import EventType
 
 
 def store_from_bus(conn: Connection, statements: list[dict]) -> None:
-    """Idempotent by statement id; keeps the producer's stored, authority and version."""
+    """Idempotent by statement id (`store` skips ids already stored); keeps the
+    producer's stored, authority and version."""
     now = xapi.utc_now()
-    known = set(conn.scalars(sa.select(t.statements.c.id).where(
-        t.statements.c.id.in_(list({s["id"].lower() for s in statements})))))
     batch = {}
     for statement in statements:
-        if statement["id"].lower() in known:
-            continue
         statement = dict(statement)
         statement["id"] = statement["id"].lower()
         statement.setdefault("stored", xapi.format_timestamp(now))

@@ -249,7 +249,7 @@ def store(conn: Connection, statements: list[dict] | Batch, *, lrs_outbox: sa.Ta
     ids = [s["id"] for s in statements]
     # One round trip in the common case: insert, skipping ids already stored; only those
     # skipped are read back and compared (the same content is accepted, other content is 409).
-    inserted = dict(conn.execute(_insert_new_by_dialect.for_dialect(conn.dialect.name), batch.rows).all())
+    inserted = dict(conn.execute(_insert_new(conn.dialect.name), batch.rows).all())
     if len(inserted) < len(batch.rows):
         skipped = [i for i in ids if i not in inserted]
         if not from_bus:
@@ -296,24 +296,15 @@ def store_requests(conn: Connection, requests: Sequence[tuple[Batch, dict[str, t
     return [[s["id"] for s in batch.statements] for batch, _ in requests]
 
 
-class _InsertNew:
-    """INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id, seq, per dialect (built once)."""
-
-    def __init__(self):
-        self._built = {}
-
-    def for_dialect(self, name: str):
-        if name not in self._built:
-            if name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert
-            self._built[name] = (insert(t.statements).on_conflict_do_nothing(index_elements=["id"])
-                                 .returning(t.statements.c.id, t.statements.c.seq))
-        return self._built[name]
-
-
-_insert_new_by_dialect = _InsertNew()
+@functools.cache
+def _insert_new(dialect_name: str):
+    """INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id, seq, for a dialect (built once)."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return (insert(t.statements).on_conflict_do_nothing(index_elements=["id"])
+            .returning(t.statements.c.id, t.statements.c.seq))
 
 
 def _apply_voiding(conn: Connection, fresh: list[dict], arrivals_too: bool) -> None:
@@ -354,10 +345,6 @@ class Filters:
     until: datetime | None = None
     limit: int = 0
     ascending: bool = False
-
-
-def _encode_cursor(data: dict) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(data)).decode().rstrip("=")
 
 
 def decode_cursor(token: str) -> dict:
@@ -426,8 +413,9 @@ def _matching(table, filters: Filters) -> list:
     return clauses
 
 
-def encode_cursor(filters: Filters, cursor: dict, params: dict) -> str:
-    return _encode_cursor({"p": params, "c": cursor})
+def encode_cursor(cursor: dict, params: dict) -> str:
+    """The `more` token: the next page's position and the query's parameters."""
+    return base64.urlsafe_b64encode(orjson.dumps({"p": params, "c": cursor})).decode().rstrip("=")
 
 
 # --- formats --------------------------------------------------------------------------
@@ -528,9 +516,7 @@ def attachment_hashes(statements: list[dict]) -> list[str]:
     for statement in statements:
         for part in (statement, statement["object"] if statement["object"].get("objectType") == "SubStatement"
                      else {}):
-            for attachment in part.get("attachments") or ():
-                if "fileUrl" not in attachment or True:
-                    hashes.append(attachment["sha2"])
+            hashes += [attachment["sha2"] for attachment in part.get("attachments") or ()]
     return list(dict.fromkeys(hashes))
 
 

@@ -209,6 +209,14 @@ def accepts_any_body(view):
     return view
 
 
+def observe_request(service: str, method: str, route: str, status: int, seconds: float | None) -> None:
+    """Count one answered request and its latency, if timed. `route` is the rule, never
+    the path: paths carry ids (personal data, and a label value per learner)."""
+    if seconds is not None:
+        LATENCY.labels(service, method, route).observe(seconds)
+    REQUESTS.labels(service, method, route, str(status)).inc()
+
+
 def _install_metrics(app: Flask, service: str) -> None:
     @app.before_request
     def _start_timer():
@@ -216,12 +224,10 @@ def _install_metrics(app: Flask, service: str) -> None:
 
     @app.after_request
     def _observe(response: Response):
-        # The route template, never the path: paths carry ids (personal data, cardinality).
+        started = g.pop("_started", None)  # None: an earlier hook refused the request
         route = request.url_rule.rule if request.url_rule else "unmatched"
-        started = g.pop("_started", None)
-        if started is not None:
-            LATENCY.labels(service, request.method, route).observe(time.perf_counter() - started)
-        REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
+        observe_request(service, request.method, route, response.status_code,
+                        None if started is None else time.perf_counter() - started)
         return response
 
     @app.get("/metrics")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Flask
 
 from services.progress.api import blp
+from services.progress.lrs.api import StatementIngest
 from services.progress.lrs.api import bp as lrs_bp
 from shared import db, xapi
 from shared.config import Settings
@@ -23,4 +24,5 @@ def create_app(settings: Settings | None = None, clock=xapi.utc_now) -> Flask:
     )
     app.extensions["progress_clock"] = clock
     app.register_blueprint(lrs_bp)  # the xAPI LRS: its own auth, errors and content types
+    app.wsgi_app = StatementIngest(app, app.wsgi_app)  # statement POSTs skip Flask's request machinery
     return app

@@ -269,3 +269,50 @@ def test_an_iri_with_a_control_character_is_refused(lrs, iri):
     response = lrs.post(statement(activity=iri))
     assert response.status_code == 400 and "object.id" in response.json["error"]["message"]
     assert lrs.get().json["statements"] == []
+
+
+def test_statement_posts_skip_flask_but_answer_exactly_as_the_flask_view_does(lrs):
+    """`StatementIngest` answers POST /xapi/statements itself; the Flask view must give the
+    same answer for the same request, in status, headers and body."""
+    from prometheus_client import REGISTRY
+    from werkzeug.test import Client
+    from werkzeug.wrappers import Response
+
+    ingest = lrs.app.wsgi_app
+    assert type(ingest).__name__ == "StatementIngest"
+    paths = {"ingest": Client(ingest, Response), "flask": Client(ingest.wsgi_app, Response)}
+    no_auth = {"X-Experience-API-Version": V2}
+    taken = new_id()
+    assert lrs.post({**statement(), "id": taken}).status_code == 200
+    cases = {
+        "one": (orjson.dumps(statement()), lrs.headers(), "application/json"),
+        "batch": (orjson.dumps([statement(1), statement(2)]), lrs.headers(V1), "application/json"),
+        "same id, same content": (orjson.dumps({**statement(), "id": taken}), lrs.headers(), "application/json"),
+        "same id, other content": (orjson.dumps({**statement(9), "id": taken}), lrs.headers(), "application/json"),
+        "not json": (b"{nope", lrs.headers(), "application/json"),
+        "invalid": (orjson.dumps({**statement(), "Verb": {}}), lrs.headers(), "application/json"),
+        "form body": (b"x=1", lrs.headers(), "application/x-www-form-urlencoded"),
+        "no credentials": (orjson.dumps(statement()), no_auth, "application/json"),
+        "no version": (orjson.dumps(statement()), lrs.headers(version=None), "application/json"),
+        "unknown version": (orjson.dumps(statement()), lrs.headers(version="0.9"), "application/json"),
+        "read-only key": (orjson.dumps(statement()), lrs.with_scopes("all/read").headers(), "application/json"),
+    }
+    before = REGISTRY.get_sample_value("learnstream_http_requests_total", {
+        "service": "progress", "method": "POST", "route": "/xapi/statements", "status": "200"}) or 0
+    for name, (body, headers, content_type) in cases.items():
+        answers = {path: client.post("/xapi/statements", data=body, headers=headers, content_type=content_type)
+                   for path, client in paths.items()}
+        ingest_answer, flask_answer = answers["ingest"], answers["flask"]
+        assert ingest_answer.status_code == flask_answer.status_code, name
+        assert ingest_answer.status_code < 500, name
+        assert sorted(ingest_answer.headers.keys()) == sorted(flask_answer.headers.keys()), name
+        for header in ("Content-Type", "X-Experience-API-Version", "Access-Control-Allow-Origin",
+                       "Access-Control-Expose-Headers", "WWW-Authenticate"):
+            assert ingest_answer.headers.get(header) == flask_answer.headers.get(header), (name, header)
+        if ingest_answer.status_code == 200:  # new ids each time; the same number of them
+            assert len(orjson.loads(ingest_answer.data)) == len(orjson.loads(flask_answer.data)), name
+        else:
+            assert ingest_answer.data == flask_answer.data, name
+    after = REGISTRY.get_sample_value("learnstream_http_requests_total", {
+        "service": "progress", "method": "POST", "route": "/xapi/statements", "status": "200"})
+    assert after - before == 6  # three accepted cases, answered by each path: both are counted

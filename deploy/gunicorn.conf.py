@@ -6,7 +6,10 @@ web_worker_class: the progress service, with the LRS, runs gevent); the Stack pa
 as --worker-class. GUNICORN_WORKER_CLASS / WEB_CONCURRENCY override, after measuring.
 """
 import gc
+import json
 import os
+
+import gunicorn.util
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
@@ -51,3 +54,17 @@ def post_request(worker, req, environ, resp):
     if getattr(worker, "yields_between_requests", False):
         import gevent
         gevent.idle()
+
+
+def _json_error(sock, status_int, reason, mesg):
+    """What gunicorn writes for a request it refuses before any app sees it (a request
+    line or headers too long: 414, 431; a malformed request: 400; a worker error: 500).
+    gunicorn's own is an HTML page; our clients get the JSON body every other error has.
+    Replaces gunicorn.util.write_error, which gunicorn calls only for these."""
+    body = json.dumps({"code": status_int, "status": reason, "message": mesg or reason}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+gunicorn.util.write_error = _json_error

@@ -69,3 +69,40 @@ def test_concurrent_clients_under_gevent_workers(deployed):
     on_topic = {xapi.decode(r.value)["id"] for r in records}
     assert on_topic >= {s["id"] for s in sent} | {taken["id"]}
     assert clash[0]["id"] not in on_topic
+
+
+def test_requests_gunicorn_refuses_itself_get_json_errors(deployed):
+    """A request line or headers too long never reach Flask: gunicorn answers them. The
+    answer is JSON naming the problem, as every other error is, not gunicorn's HTML page."""
+    stack, headers = deployed
+    host, port = stack.url("progress").removeprefix("http://").split(":")
+
+    def raw(request: bytes) -> tuple[int, dict, bytes]:
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            conn.sendall(request)
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        fields = dict(line.split(": ", 1) for line in lines[1:])
+        return int(lines[0].split()[1]), fields, body
+
+    long_line = b"GET /xapi/statements?agent=" + b"a" * 8000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    status, fields, body = raw(long_line)
+    assert status == 414
+    assert fields["Content-Type"] == "application/json"
+    assert orjson.loads(body)["code"] == 414 and orjson.loads(body)["message"]
+
+    many_headers = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        b"X-Filler-%d: 1\r\n" % i for i in range(200)) + b"\r\n"
+    status, fields, body = raw(many_headers)
+    assert status == 431
+    assert fields["Content-Type"] == "application/json" and orjson.loads(body)["code"] == 431
+
+    status, fields, body = raw(b"NOT A REQUEST\r\n\r\n")
+    assert status == 400 and orjson.loads(body)["code"] == 400
+
+    # The same connection-level path still serves a well-formed request.
+    status, _, body = raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status == 200 and orjson.loads(body)["status"] == "ok"

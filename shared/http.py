@@ -81,6 +81,7 @@ def create_service_app(
 
     _install_error_handlers(app)
     _refuse_nul_characters(app, {blueprint.name for blueprint in blueprints})
+    _refuse_undeclared_query(app, {blueprint.name for blueprint in blueprints})
     _install_metrics(app, settings.service)
     _install_probes(app, settings, engine, extra_ready_checks or {})
     return app
@@ -115,6 +116,30 @@ def _install_error_handlers(app: Flask) -> None:
             return exc
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return jsonify(code=500, status="Internal Server Error", message="internal error"), 500
+
+
+def _refuse_undeclared_query(app: Flask, blueprint_names: set[str]) -> None:
+    """A query parameter on an endpoint that takes none is a 422 naming it, as webargs
+    answers for one a query schema does not name (`Blueprint`): `/cohorts/<id>?stat=x`
+    must not quietly answer as if nothing had been asked."""
+
+    @app.before_request
+    def _no_undeclared_query():
+        if request.blueprint not in blueprint_names or not request.args:
+            return
+        view = app.view_functions.get(request.endpoint)
+        if view is not None and not _takes_query(view, request.method):
+            names = sorted(request.args)
+            abort(422, message=f"this endpoint takes no query parameters: {', '.join(map(repr, names))}",
+                  errors={"query": {name: ["Unknown field."] for name in names}})
+
+
+def _takes_query(view, method: str) -> bool:
+    """Whether a flask-smorest view (a function, or a MethodView's method) parses query
+    arguments (`@blp.arguments(..., location="query")`)."""
+    handler = getattr(getattr(view, "view_class", None), method.lower(), view)
+    arguments = (getattr(handler, "_apidoc", None) or {}).get("arguments", {})
+    return any(parameter.get("in") == "query" for parameter in arguments.get("parameters", ()))
 
 
 NUL_MESSAGE = "must not contain NUL (0x00) characters"

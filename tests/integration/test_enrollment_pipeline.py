@@ -233,3 +233,12 @@ def test_an_unknown_query_parameter_is_a_422_naming_it(deployment):
     mistyped = client.get("/cohorts?page_sise=5", headers=AUTH)  # not silently page_size=100
     assert mistyped.status_code == 422 and "page_sise" in mistyped.json["errors"]["query"], mistyped.json
     assert client.get("/cohorts?page_size=5", headers=AUTH).status_code == 200
+
+
+def test_a_query_parameter_on_an_endpoint_that_takes_none_is_a_422_naming_it(deployment):
+    client = deployment.app("enrollment").test_client()
+    _, cohort = define_cohort(client)
+    assert client.get(f"/cohorts/{cohort['id']}", headers=AUTH).status_code == 200
+    asked = client.get(f"/cohorts/{cohort['id']}?fields=name", headers=AUTH)
+    assert asked.status_code == 422 and asked.json["errors"]["query"] == {"fields": ["Unknown field."]}, asked.json
+    assert "'fields'" in asked.json["message"]

@@ -107,6 +107,20 @@ def publish_lag(engine, since_id: int, timeout: float = 120) -> dict:
             "outbox_drained_s_after_load": round(drained_after, 2)}
 
 
+def projections_caught_up(engine, timeout: float = 300) -> float:
+    """Seconds until the projections have applied every stored statement (each one they
+    apply leaves its id in processed_statements, in the same transaction)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        with db.reading(engine) as conn:
+            behind = committed(engine) - conn.scalar(
+                sa.select(sa.func.count()).select_from(progress_tables.processed_statements))
+        if behind <= 0:
+            break
+        time.sleep(0.2)
+    return round(time.monotonic() - started, 2)
+
+
 def last_outbox_id(engine) -> int:
     with db.reading(engine) as conn:
         return conn.scalar(sa.select(sa.func.coalesce(sa.func.max(progress_tables.outbox.c.id), 0)))
@@ -168,7 +182,9 @@ def phase(stack, engine, url, authorization, name, body, connections, seconds, e
     stored = committed(engine) - before
     figures.update(statements=stored, statements_per_second=round(stored / elapsed),
                    connections=connections, **publish_lag(engine, outbox_before))
-    # After the outbox drained: the relay's and projections' share of the work is in.
+    # Read models may lag during load (they are not on the request's path); the phase's
+    # CPU includes catching up, so that the projections' share of the work is all in.
+    figures["projections_caught_up_s_after_load"] = projections_caught_up(engine)
     figures.update(cpu_split(cpu_before, cpu_snapshot(stack), time.monotonic() - started, stored))
     print(f"  {name}: {figures}", flush=True)
     return figures
@@ -180,7 +196,9 @@ def main() -> None:
     # Single statements need many clients in flight: with 64, all of a web process's clients
     # fit in one group commit and its CPU idles while that commit flushes (1.55 cores busy).
     # 128 saturates the server (1,850-1,880/s; 192 gave the same rate with a longer p99).
-    # Batches of 100 saturate it with fewer (more only lengthen the queue).
+    # Batches of 100: 16 clients saturate the web tier's share of SQLite's write lock
+    # (~4,150/s). 32 and 64 took 15-30% more, the p99 doubled or tripled (1-1.8 s) and the
+    # projections fell behind: the web held the lock longer and they waited.
     parser.add_argument("--connections", type=int, default=128, help="clients for single statements")
     parser.add_argument("--batch-connections", type=int, default=16, help="clients for batches of 100")
     parser.add_argument("--page-connections", type=int, default=64, help="clients for GET pages")
@@ -228,6 +246,7 @@ def main() -> None:
             "batch100_errors": batch["non_2xx"],
             "batch100_commit_to_topic_p99_s": batch["commit_to_topic_p99_s"],
             "batch100_outbox_drained_s_after_load": batch["outbox_drained_s_after_load"],
+            "batch100_projections_caught_up_s_after_load": batch["projections_caught_up_s_after_load"],
             "single_cpu_us_per_statement_web_relay_projections_rest": [single[k] for k in CPU_PARTS],
             "batch100_cpu_us_per_statement_web_relay_projections_rest": [batch[k] for k in CPU_PARTS],
             "cpu_cores_busy_single_batch": [single["cpu_cores_busy"], batch["cpu_cores_busy"]],

@@ -128,7 +128,7 @@ def _refuse_undeclared_query(app: Flask, blueprint_names: set[str]) -> None:
         if request.blueprint not in blueprint_names or not request.args:
             return
         view = app.view_functions.get(request.endpoint)
-        if view is not None and not _takes_query(view, request.method):
+        if view is not None and not getattr(view, "is_html_page", False) and not _takes_query(view, request.method):
             names = sorted(request.args)
             abort(422, message=f"this endpoint takes no query parameters: {', '.join(map(repr, names))}",
                   errors={"query": {name: ["Unknown field."] for name in names}})
@@ -226,6 +226,13 @@ def attachment(filename: str) -> str:
     if plain != filename:
         header += f"; filename*=UTF-8''{quote(filename, safe='')}"
     return header
+
+
+def html_page(view):
+    """Mark a view that serves an HTML page: its query string belongs to the page's own
+    script (the dashboard's `?refresh=`) or to whoever linked it, not to the server."""
+    view.is_html_page = True
+    return view
 
 
 def accepts_any_body(view):

@@ -4,7 +4,7 @@ from flask import Response, current_app, g, render_template
 from services.progress import schemas as s
 from services.progress import views
 from shared.auth import SECURITY, protect
-from shared.http import Blueprint, attachment
+from shared.http import Blueprint, attachment, html_page
 
 blp = Blueprint("progress", __name__, url_prefix="/", template_folder="templates", static_folder="static",
                 static_url_path="/dashboard/static",
@@ -89,6 +89,7 @@ def get_series(cohort_id):
 
 @blp.route("/dashboard", methods=["GET"])
 @blp.doc(security=SECURITY, responses={"200": {"description": "HTML page"}})
+@html_page
 def dashboard():
     """The live campaign dashboard (HTML)"""
     return render_template("dashboard.html", page="campaign", cohort_id="")
@@ -96,6 +97,7 @@ def dashboard():
 
 @blp.route("/dashboard/cohorts/<cohort_id>", methods=["GET"])
 @blp.doc(security=SECURITY, responses={"200": {"description": "HTML page"}})
+@html_page
 def dashboard_cohort(cohort_id):
     """A cohort's live dashboard page (HTML)"""
     views.cohort(_engine(), cohort_id, _now(), _unit())

@@ -143,3 +143,12 @@ def test_dashboard_pages_need_credentials(world):
     assert page.status_code == 200 and b"dashboard.js" in page.data
     assert client.get(f"/dashboard/cohorts/{NORTH}", headers=AUTH).status_code == 200
     assert client.get("/dashboard/static/dashboard.js", headers=AUTH).status_code == 200
+
+
+def test_the_dashboard_pages_take_their_scripts_query_but_the_api_refuses_one_it_does_not_take(world):
+    client, _, _ = world
+    page = client.get(f"/dashboard/cohorts/{NORTH}?refresh=500", headers=AUTH)
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert client.get("/dashboard?utm_source=mail", headers=AUTH).status_code == 200
+    refused = client.get(f"/cohorts/{NORTH}/series?refresh=500", headers=AUTH)
+    assert refused.status_code == 422 and refused.json["errors"]["query"] == {"refresh": ["Unknown field."]}

@@ -316,3 +316,21 @@ def test_statement_posts_skip_flask_but_answer_exactly_as_the_flask_view_does(lr
     after = REGISTRY.get_sample_value("learnstream_http_requests_total", {
         "service": "progress", "method": "POST", "route": "/xapi/statements", "status": "200"})
     assert after - before == 6  # three accepted cases, answered by each path: both are counted
+
+
+def test_an_oversized_chunked_body_is_413_not_a_truncated_400(lrs):
+    """A body sent without Content-Length (chunked) is read only up to the limit, and one
+    byte more than the limit tells that it is too large: 413, on both paths (the ingest
+    path answers statement POSTs; a query string sends them through Flask's view)."""
+    import io
+
+    chunked = {"wsgi.input_terminated": True, "CONTENT_LENGTH": ""}  # as gunicorn gives a chunked body
+    huge = b'[{"x": "' + b"a" * (17 * 1024 * 1024) + b'"}]'
+    for path in ("/xapi/statements", "/xapi/statements?statementId=" + new_id()):
+        method = lrs.client.post if "?" not in path else lrs.client.put
+        response = method(path, input_stream=io.BytesIO(huge), headers=lrs.headers(),
+                          content_type="application/json", environ_overrides=chunked)
+        assert response.status_code == 413, (path, response.status_code, response.data[:200])
+    accepted = lrs.client.post("/xapi/statements", input_stream=io.BytesIO(orjson.dumps(statement())),
+                               headers=lrs.headers(), content_type="application/json", environ_overrides=chunked)
+    assert accepted.status_code == 200, accepted.data

@@ -119,7 +119,9 @@ def _build_request(environ: dict) -> XRequest:
             raise Invalid(f"parameter {key!r} contains a NUL character")
         params[key] = value
     try:  # the stream Werkzeug would give Flask: never reads past Content-Length or the limit
-        body = get_input_stream(environ, max_content_length=MAX_BODY).read()
+        # A chunked body (no Content-Length) is cut at the limit without an error: one
+        # byte past it is how we know it was too large.
+        body = get_input_stream(environ, max_content_length=MAX_BODY + 1).read()
     except RequestEntityTooLarge:
         raise XError(413, "request body too large") from None
     if len(body) > MAX_BODY:

@@ -242,3 +242,26 @@ def test_a_query_parameter_on_an_endpoint_that_takes_none_is_a_422_naming_it(dep
     asked = client.get(f"/cohorts/{cohort['id']}?fields=name", headers=AUTH)
     assert asked.status_code == 422 and asked.json["errors"]["query"] == {"fields": ["Unknown field."]}, asked.json
     assert "'fields'" in asked.json["message"]
+
+
+def test_a_chunked_csv_over_the_limit_is_a_413_and_enrols_nobody(deployment):
+    """Sent without Content-Length (chunked), a body over the limit used to be cut at
+    the limit: the first 32 MB of learners enrolled, the rest silently dropped."""
+    import io
+
+    from shared.http import MAX_BODY_BYTES
+
+    enrollment = deployment.app("enrollment").test_client()
+    _, cohort = define_cohort(enrollment)
+    url = f"/cohorts/{cohort['id']}/enrolments/import"
+    chunked = {"wsgi.input_terminated": True, "CONTENT_LENGTH": "", "HTTP_TRANSFER_ENCODING": "chunked"}
+    row = b"Learner,learner@example.org,Tax\n"
+    huge = b"name,email,organisation\n" + row * (MAX_BODY_BYTES // len(row) + 10)
+    refused = enrollment.post(url, headers=AUTH, input_stream=io.BytesIO(huge), content_type="text/csv",
+                              environ_overrides=chunked)
+    assert refused.status_code == 413 and refused.is_json, refused.data[:200]
+    assert enrollment.get(f"/enrolments?cohort_id={cohort['id']}", headers=AUTH).json["total"] == 0
+    small = b"name,email,organisation\nAna,ana@example.org,Tax\nBo,bo@example.org,Tax\n"
+    accepted = enrollment.post(url, headers=AUTH, input_stream=io.BytesIO(small), content_type="text/csv",
+                               environ_overrides=chunked)
+    assert accepted.status_code == 200 and accepted.json["enrolled"] == 2, accepted.json

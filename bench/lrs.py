@@ -113,8 +113,9 @@ def projections_caught_up(engine, timeout: float = 300) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         with db.reading(engine) as conn:
-            behind = committed(engine) - conn.scalar(
-                sa.select(sa.func.count()).select_from(progress_tables.processed_statements))
+            stored, applied = (conn.scalar(sa.select(sa.func.count()).select_from(table))
+                               for table in (lrs_tables.statements, progress_tables.processed_statements))
+        behind = stored - applied
         if behind <= 0:
             break
         time.sleep(0.2)

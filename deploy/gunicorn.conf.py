@@ -63,7 +63,9 @@ def post_worker_init(worker):
     # it all in every oldest-generation pass: 70-95 ms of stalled requests each time,
     # every few dozen 100-statement pages (README, LRS performance).
     gc.freeze()
-    worker.yields_between_requests = "gevent" in type(worker).__module__
+    if "gevent" in type(worker).__module__:
+        import gevent
+        worker.between_requests = gevent.idle
 
 
 def post_request(worker, req, environ, resp):
@@ -72,9 +74,9 @@ def post_request(worker, req, environ, resp):
     # worker to itself while the other connections' requests waited: p99 of 0.5-1.3 s for
     # GET pages with p50 3 ms. Waiting here until the event loop is idle lets every
     # connection with a request waiting go first.
-    if getattr(worker, "yields_between_requests", False):
-        import gevent
-        gevent.idle()
+    between_requests = getattr(worker, "between_requests", None)
+    if between_requests is not None:
+        between_requests()
 
 
 def _json_error(sock, status_int, reason, mesg):

@@ -14,6 +14,7 @@ from shared.config import SERVICES, Settings
 from shared.consumer import ProjectionRunner
 from shared.logs import configure_logging
 from shared.service import available, load
+from shared.worker import PARTS
 
 service_names = click.Choice(SERVICES)
 
@@ -56,11 +57,11 @@ def topics(services):
 
 @main.command(help="Run a service's outbox relay and projections until SIGTERM or Ctrl-C.")
 @click.argument("service", type=service_names)
-@click.option("--only", type=click.Choice(["relay", "projections"]), default=None,
+@click.option("--only", type=click.Choice(PARTS), default=None,
               help="Run only the outbox relay, or only the projections and timers (start one process "
                    "of each). Default: both in this process.")
 def worker(service, only):
-    from shared.worker import PARTS, run_worker
+    from shared.worker import run_worker
 
     settings = Settings.from_env(service)
     configure_logging(service, settings.log_level)

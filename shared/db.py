@@ -244,7 +244,7 @@ def insert_many_fast(conn, table: sa.Table, columns: list[str], rows: list[tuple
 
 def to_driver(conn, column: sa.Column):
     """The function SQLAlchemy would apply to a value of `column` before the driver sees it."""
-    process = column.type._cached_bind_processor(conn.dialect)
+    process = column.type.bind_processor(conn.dialect)
     return process or (lambda value: value)
 
 

@@ -29,7 +29,7 @@ from prometheus_client import (
 )
 from sqlalchemy.engine import Engine
 from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
 
@@ -83,11 +83,22 @@ def create_service_app(
 
     _refuse_cut_bodies(app)  # first: the hooks after it may read the body
     _install_error_handlers(app)
-    _refuse_nul_characters(app, {blueprint.name for blueprint in blueprints})
-    _refuse_undeclared_query(app, {blueprint.name for blueprint in blueprints})
+    service_blueprints = {blueprint.name for blueprint in blueprints}  # not the LRS: xAPI has its own rules
+    _refuse_nul_characters(app, service_blueprints)
+    _refuse_undeclared_query(app, service_blueprints)
     _install_metrics(app, settings.service)
     _install_probes(app, settings, engine, extra_ready_checks or {})
     return app
+
+
+def whole_body(environ: dict, limit: int) -> bytes:
+    """The request's body, read through Werkzeug's bounded stream; RequestEntityTooLarge
+    if it is longer than `limit`. A body without Content-Length (chunked) is cut at the
+    bound without an error: reading one byte past the limit is how its length is known."""
+    body = get_input_stream(environ, max_content_length=limit + 1).read()
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    return body
 
 
 def _refuse_cut_bodies(app: Flask) -> None:
@@ -101,8 +112,9 @@ def _refuse_cut_bodies(app: Flask) -> None:
         if ("chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
                 or not environ.get("wsgi.input_terminated")):
             return  # a Content-Length over the limit is refused by Werkzeug itself
-        body = get_input_stream(environ, max_content_length=MAX_BODY_BYTES + 1).read()
-        if len(body) > MAX_BODY_BYTES:
+        try:
+            body = whole_body(environ, MAX_BODY_BYTES)
+        except RequestEntityTooLarge:
             abort(413, message=f"the request body is over {MAX_BODY_BYTES // (1024 * 1024)} MB")
         # The whole body, read: hand it on as if it had come with its length.
         environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))

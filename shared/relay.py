@@ -15,7 +15,6 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -50,9 +49,9 @@ class Relay:
         # (ids, when Kafka acknowledged them): published_at says when a row reached the topic.
         self._marks: queue.SimpleQueue[tuple[list[int], datetime] | None] = queue.SimpleQueue()
 
-    def publish_batch(self, mark: Callable[[list[int], datetime], None] | None = None) -> int:
-        """Publish the oldest unpublished rows; return how many were published. They are
-        marked before this returns, unless `mark` takes them (the marker thread's queue)."""
+    def publish_batch(self) -> int:
+        """Publish the oldest unpublished rows; return how many were published. The marker
+        thread (`run`) marks them."""
         with self._unmarked_lock:
             skip = set(self._unmarked)
         outbox = self.outbox
@@ -71,11 +70,8 @@ class Relay:
             (row.topic, row.key.encode(), bytes(row.payload), events.headers(self.settings.service, row.event_type))
             for row in rows])
         PUBLISHED.labels(self.settings.service).inc(len(rows))
-        (mark or self._mark)([row.id for row in rows], xapi.utc_now())
+        self._mark_later([row.id for row in rows], xapi.utc_now())
         return len(rows)
-
-    def _mark(self, ids: list[int], published_at: datetime) -> None:
-        self._mark_all([(ids, published_at)])
 
     def _mark_all(self, batches: list[tuple[list[int], datetime]]) -> None:
         with self.engine.begin() as conn:
@@ -147,7 +143,7 @@ class Relay:
                     stop.wait(0.05)  # let the marks catch up
                     continue
                 try:
-                    published = self.publish_batch(mark=self._mark_later)
+                    published = self.publish_batch()
                     backoff = 0.1
                     if published < self.settings.relay_batch_size:
                         # Caught up: let rows gather rather than publish them one or two at

@@ -17,6 +17,7 @@ from pathlib import Path
 from shared import bus, db
 from shared.config import REPO_ROOT, VAR_DIR, Settings
 from shared.service import available, load
+from shared.worker import PARTS
 
 GUNICORN_CONF = REPO_ROOT / "deploy" / "gunicorn.conf.py"
 
@@ -65,7 +66,7 @@ class Stack:
                 *concurrency, "--name", f"learnstream-{name}", f"services.{name}.app:create_app()"], web_env)
             # The relay in a process of its own: it must keep up with the web tier's commits
             # (on Kafka within a second) whatever the projections are busy with.
-            for part in ("relay", "projections"):
+            for part in PARTS:
                 self._spawn(f"{name} {part}", [python, "-m", "shared.cli", "worker", name, "--only", part], self.env)
         for name in self.services:
             self.wait_ready(name)

@@ -73,23 +73,25 @@ def run_worker(settings: Settings, spec: ServiceSpec, stop: threading.Event | No
     engine = db.create_engine(settings.database_url)
     topics_ready = threading.Event()
     threads = [threading.Thread(target=_create_topics, args=(settings, spec, stop, topics_ready), name="topics")]
+    relay = None
     if spec.outbox is not None and "relay" in parts:
         # Its own engine: its writes jump SQLite's write queue (shared.db.create_engine).
         relay = Relay(settings, db.create_engine(settings.database_url, priority=True), spec.outbox)
         threads.append(threading.Thread(target=_after(topics_ready, stop, lambda: relay.run(stop)), name="relay"))
-    if spec.projection is not None and "projections" in parts:
-        runner = ProjectionRunner(settings, engine, spec.projection(settings), spec.offsets, spec.processed)
+    if "projections" in parts:
+        if spec.projection is not None:
+            runner = ProjectionRunner(settings, engine, spec.projection(settings), spec.offsets, spec.processed)
 
-        def consume():
-            while not stop.is_set():
-                try:
-                    runner.run(stop)
-                except (KafkaError, OSError):
-                    log.exception("consumer failed; restarting")
-                    stop.wait(1)
-        threads.append(threading.Thread(target=_after(topics_ready, stop, consume), name="projection"))
-    for timer in spec.timers if "projections" in parts else ():
-        threads.append(threading.Thread(target=_every, args=(settings, engine, timer, stop), name=timer.name))
+            def consume():
+                while not stop.is_set():
+                    try:
+                        runner.run(stop)
+                    except (KafkaError, OSError):
+                        log.exception("consumer failed; restarting")
+                        stop.wait(1)
+            threads.append(threading.Thread(target=_after(topics_ready, stop, consume), name="projection"))
+        threads += [threading.Thread(target=_every, args=(settings, engine, timer, stop), name=timer.name)
+                    for timer in spec.timers]
     log.info("worker started", extra={"parts": [t.name for t in threads]})
     for thread in threads:
         thread.start()
@@ -99,6 +101,6 @@ def run_worker(settings: Settings, spec: ServiceSpec, stop: threading.Event | No
     for thread in threads:
         thread.join(timeout=30)
     engine.dispose()
-    if spec.outbox is not None and "relay" in parts:
+    if relay is not None:
         relay.engine.dispose()
     log.info("worker stopped")

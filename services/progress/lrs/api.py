@@ -21,7 +21,6 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.datastructures import EnvironHeaders, Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import http_date, parse_accept_header
-from werkzeug.wsgi import get_input_stream
 
 from services.progress.lrs import attachments as att
 from services.progress.lrs import auth, documents, signatures, validation
@@ -30,7 +29,7 @@ from services.progress.lrs.documents import Scope
 from services.progress.lrs.validation import V1, V2, Invalid
 from shared import db, xapi
 from shared.group_commit import GroupCommitter
-from shared.http import observe_request
+from shared.http import observe_request, whole_body
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +117,10 @@ def _build_request(environ: dict) -> XRequest:
         if "\x00" in key or "\x00" in value:  # no identifier may hold one (nor can PostgreSQL text)
             raise Invalid(f"parameter {key!r} contains a NUL character")
         params[key] = value
-    try:  # the stream Werkzeug would give Flask: never reads past Content-Length or the limit
-        # A chunked body (no Content-Length) is cut at the limit without an error: one
-        # byte past it is how we know it was too large.
-        body = get_input_stream(environ, max_content_length=MAX_BODY + 1).read()
+    try:
+        body = whole_body(environ, MAX_BODY)
     except RequestEntityTooLarge:
         raise XError(413, "request body too large") from None
-    if len(body) > MAX_BODY:
-        raise XError(413, "request body too large")
     headers = EnvironHeaders(environ)  # read-only: the alternate syntax builds a copy to change
     xr = XRequest(environ["REQUEST_METHOD"], params, headers, body, headers.get("Content-Type", ""))
     if "method" in params:

@@ -1,0 +1,33 @@
+"""A PostgreSQL server of a test's own (deploy/postgres/pg.sh on a free port and a data
+directory of its own), for the tests that stop and start the database: stopping the
+server every other test shares would fail them."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.support.brokers import REPO, free_port
+
+PG_SCRIPT = REPO / "deploy" / "postgres" / "pg.sh"
+
+
+class PrivatePostgres:
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = ""
+
+    def _run(self, action: str) -> str:
+        env = dict(os.environ, PG_PORT=str(self.port), PG_DATA_DIR=str(self.data_dir))
+        done = subprocess.run(["bash", str(PG_SCRIPT), action], env=env, check=True,
+                              capture_output=True, text=True)
+        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+    def start(self) -> str:
+        """Start (again) on the same port; returns the URL of its `learnstream` database."""
+        self.url = self._run("start")
+        return self.url
+
+    def stop(self) -> None:
+        self._run("stop")

@@ -88,7 +88,58 @@ def rebuild(service, progress):
         count = runner.rebuild(progress=progress)
     finally:
         engine.dispose()
-    click.echo(f"{service}: rebuilt from {count} records")
+    click.echo(f"{service}: rebuilt from {count} records ({runner.last_rebuild_rate:,.0f} records/s)")
+
+
+def _runner(service: str):
+    settings = Settings.from_env(service)
+    configure_logging(service, "WARNING")
+    spec = load(service)
+    if spec.projection is None:
+        raise click.UsageError(f"{service} has no projections, so no dead letters")
+    engine = db.create_engine(settings.database_url)
+    return ProjectionRunner(settings, engine, spec.projection(settings), spec.offsets, spec.processed)
+
+
+@main.group("dead-letters", help="A service's quarantine: the records its projections found unprocessable.")
+def dead_letters() -> None:
+    pass
+
+
+@dead_letters.command("list", help="Counts by reason, then each dead letter still in quarantine.")
+@click.argument("service", type=service_names)
+@click.option("--reason", default=None, help="Only those whose reason contains this text.")
+def dead_letters_list(service, reason):
+    from shared import dead_letters as quarantine
+
+    runner = _runner(service)
+    try:
+        letters = [d for d in quarantine.quarantined(runner) if reason is None or reason in d.reason]
+    finally:
+        runner.engine.dispose()
+    click.echo(f"{service}: {len(letters)} dead letters in quarantine ({runner.settings.dead_letter_topic})")
+    for text, count in quarantine.counts_by_reason(letters).most_common():
+        click.echo(f"  {count:>7}  {text}")
+    for d in letters:
+        click.echo(f"  {d.topic} partition {d.partition} offset {d.offset}  (dead letter {d.where})  {d.reason}")
+
+
+@dead_letters.command("replay", help="Re-apply dead letters after a fix (idempotent by statement id); "
+                                     "what still fails stays in quarantine with its new reason. "
+                                     "Stop the service's worker first.")
+@click.argument("service", type=service_names)
+@click.option("--reason", default=None, help="Only those whose reason contains this text.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def dead_letters_replay(service, reason, progress):
+    from shared import dead_letters as quarantine
+
+    runner = _runner(service)
+    try:
+        letters = [d for d in quarantine.quarantined(runner) if reason is None or reason in d.reason]
+        outcome = quarantine.replay(runner, letters, progress=progress)
+    finally:
+        runner.engine.dispose()
+    click.echo(f"{service}: {outcome.applied} applied, {outcome.still_failing} still failing (kept in quarantine)")
 
 
 @main.command(help="Run every service (gunicorn) and its worker on this machine until Ctrl-C. "

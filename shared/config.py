@@ -62,6 +62,8 @@ class Settings:
     topic_prefix: str = ""
     topic_partitions: int = 6
     topic_replication_factor: int = 1
+    # With replication 3, 2: an acks=all write is on two brokers before it is acknowledged.
+    topic_min_insync_replicas: int = 1
     port: int = 8000
     # Operator credentials, "key:secret,key:secret"; none configured means nobody gets in.
     credentials: dict[str, str] = field(default_factory=dict, repr=False)
@@ -70,6 +72,12 @@ class Settings:
     relay_batch_size: int = 1000
     relay_idle_seconds: float = 0.05
     consumer_max_records: int = 1000
+    # More dead letters than this in a row stop the projection: a bug that breaks every
+    # record must not drain a topic into the dead-letter topic.
+    consumer_dead_letter_limit: int = 100
+    # A batch that fails for a passing reason (a locked or absent database) is retried
+    # with exponential backoff up to this many seconds between tries.
+    consumer_retry_max_seconds: float = 30.0
     timer_interval_seconds: float = 10.0
     log_level: str = "INFO"
 
@@ -85,6 +93,7 @@ class Settings:
             topic_prefix=env.get("KAFKA_TOPIC_PREFIX", ""),
             topic_partitions=int(env.get("KAFKA_TOPIC_PARTITIONS", "6")),
             topic_replication_factor=int(env.get("KAFKA_TOPIC_REPLICATION_FACTOR", "1")),
+            topic_min_insync_replicas=int(env.get("KAFKA_TOPIC_MIN_INSYNC_REPLICAS", "1")),
             port=int(env.get(f"{service.upper()}_PORT", DEFAULT_PORTS[service])),
             credentials=credentials,
             operator_units=operator_units,
@@ -92,6 +101,8 @@ class Settings:
             relay_batch_size=int(env.get("RELAY_BATCH_SIZE", "1000")),
             relay_idle_seconds=float(env.get("RELAY_IDLE_SECONDS", "0.05")),
             consumer_max_records=int(env.get("CONSUMER_MAX_RECORDS", "1000")),
+            consumer_dead_letter_limit=int(env.get("CONSUMER_DEAD_LETTER_LIMIT", "100")),
+            consumer_retry_max_seconds=float(env.get("CONSUMER_RETRY_MAX_SECONDS", "30")),
             timer_interval_seconds=float(env.get("TIMER_INTERVAL_SECONDS", "10")),
             log_level=env.get("LOG_LEVEL", "INFO"),
         )

@@ -1,11 +1,18 @@
-"""Projections: consume topics into read models (ARCHITECTURE.md, Reading).
+"""Projections: consume topics into read models (docs/architecture.md, Reading).
 
-A polled batch, the read-model changes it causes, the statement ids it processed and the
-next offsets all commit in one database transaction; Kafka's committed offsets follow
-only after that, and on (re)assignment the consumer seeks to the offsets in the database.
-So a crash anywhere neither loses nor double-counts a fact, and a statement published
-twice by the relay is applied once. A record that cannot be parsed or applied goes to
-the service's dead-letter topic with the reason, and consumption goes on.
+A consumed batch, the read-model changes it causes, the statement ids it processed and
+the next offsets all commit in one database transaction; Kafka's committed offsets
+follow only after that (they are advisory), and on assignment the consumer starts each
+partition at the offset stored in the database. So a crash anywhere neither loses nor
+double-counts a fact, and a statement published twice by the relay is applied once.
+
+The dead-letter policy (shared.errors): a record that raises `Unprocessable` (it cannot
+be parsed, breaks the event contract, or names what can never exist) goes to the
+service's dead-letter topic with the reason, and consumption goes on; more than
+CONSUMER_DEAD_LETTER_LIMIT of them in a row stop the projection (`ProjectionStopped`)
+rather than drain the topic. Any other error is taken as passing: the batch rolls back,
+the consumer goes back to the stored offsets and tries again with capped exponential
+backoff, the process stays up, and the metrics and logs say why.
 """
 from __future__ import annotations
 
@@ -17,27 +24,49 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from kafka import TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.structs import OffsetAndMetadata
-from prometheus_client import Counter
+from confluent_kafka import OFFSET_BEGINNING
+from prometheus_client import Counter, Gauge
 from sqlalchemy.engine import Connection, Engine
 from tqdm import tqdm
 
 from shared import bus, db, events, xapi
+from shared.bus import Record, TopicPartition
 from shared.config import Settings
+from shared.errors import Unprocessable
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Connection, list[dict]], None]
-
-# How long polls may bring nothing before the runner checks that it is not stuck.
-STALL_CHECK_S = 30.0
+Offsets = dict[tuple[str, int], int]
 
 APPLIED = Counter("learnstream_projection_applied_total", "Statements applied to read models", ["service"])
 DUPLICATES = Counter("learnstream_projection_duplicates_total", "Redelivered statements skipped", ["service"])
 DEAD_LETTERS = Counter("learnstream_projection_dead_letters_total", "Records sent to the dead-letter topic",
                        ["service"])
+RETRIES = Counter("learnstream_projection_retries_total", "Batches rolled back by a passing error and retried",
+                  ["service"])
+RETRYING = Gauge("learnstream_projection_retrying", "1 while the projection backs off after a passing error",
+                 ["service"], multiprocess_mode="livemax")
+STOPPED = Gauge("learnstream_projection_stopped", "1 once too many dead letters in a row stopped the projection",
+                ["service"], multiprocess_mode="livemax")
+
+# Dead-letter headers: where the record came from and why it is here. A replay appends a
+# record with no value and HEADER_RESOLVES naming the dead letter it settles.
+HEADER_REASON = "dead-letter-reason"
+HEADER_TOPIC = "dead-letter-topic"
+HEADER_PARTITION = "dead-letter-partition"
+HEADER_OFFSET = "dead-letter-offset"
+HEADER_CONSUMER = "dead-letter-consumer"
+HEADER_RESOLVES = "dead-letter-resolves"
+HEADER_OUTCOME = "dead-letter-outcome"
+
+REPLAY_OPTION = "learnstream_replay"
+
+
+def replaying(conn: Connection) -> bool:
+    """True while a rebuild replays the topics: a handler that writes the outbox (issues
+    certificates) must then stage nothing, since the live run already published it."""
+    return bool(conn.get_execution_options().get(REPLAY_OPTION))
 
 
 @dataclass(frozen=True)
@@ -64,209 +93,263 @@ def define_consumer_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
     return offsets, processed
 
 
+@dataclass(frozen=True)
+class Batch:
+    """What `process` made of a batch: the next offset per partition, and the records
+    applied (or already applied before) and dead-lettered."""
+
+    next_offsets: Offsets
+    applied: list[Record]
+    dead: list[Record]
+
+
+class ProjectionStopped(Exception):
+    """Too many dead letters in a row: the projection stops rather than drain its topics."""
+
+
 @dataclass
-class _Record:
-    record: object
-    event_type: str | None
+class _Parsed:
+    record: Record
+    event_type: str | None = None
     statement: dict | None = None
     error: str | None = None
 
 
+def parse(record: Record) -> _Parsed:
+    """A pure function of the record's bytes, so any error in it is the record's own and
+    retrying cannot help: every one is unprocessable (headers, key or value)."""
+    try:
+        event_type = events.header(record.headers, events.HEADER_EVENT_TYPE)
+        if record.key is None:
+            raise Unprocessable("record has no key")
+        record.key.decode()
+        if record.value is None:
+            raise Unprocessable("record has no value")
+        return _Parsed(record, event_type, statement=xapi.decode(record.value))
+    except Unprocessable as exc:
+        return _Parsed(record, error=f"unparseable: {exc}")
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        return _Parsed(record, error=f"unparseable: {type(exc).__name__}: {exc}")
+
+
+class _Backoff:
+    def __init__(self, cap: float, first: float = 0.1):
+        self.first, self.cap, self.next = first, cap, first
+
+    def wait(self, stop: threading.Event) -> float:
+        delay, self.next = self.next, min(self.next * 2, self.cap)
+        stop.wait(delay)
+        return delay
+
+    def reset(self) -> None:
+        self.next = self.first
+
+
 class ProjectionRunner:
     def __init__(self, settings: Settings, engine: Engine, projection: Projection,
-                 offsets: sa.Table, processed: sa.Table, producer_factory=None, consumer_factory=None):
+                 offsets: sa.Table, processed: sa.Table, publisher_factory=None, consumer_factory=None):
         self.settings = settings
         self.engine = engine
         self.projection = projection
         self.offsets = offsets
         self.processed = processed
-        self._producer_factory = producer_factory or (lambda: bus.producer(settings))
+        self._publisher_factory = publisher_factory or (lambda: bus.Publisher(settings, role="dead-letters"))
         self._consumer_factory = consumer_factory or (lambda **kw: bus.consumer(settings, **kw))
-        self._dead_letter_producer = None
+        self._publisher = None
+        self.dead_in_a_row = 0
+        self.last_rebuild_rate = 0.0  # records per second
 
     # --- one batch -------------------------------------------------------------------
 
-    def process(self, records: list) -> dict[TopicPartition, int]:
-        """Apply a batch in one transaction; return the next offset per partition."""
-        parsed = [self._parse(record) for record in records]
-        dead: list[tuple[object, str]] = [(p.record, p.error) for p in parsed if p.error]
-        next_offsets: dict[TopicPartition, int] = {}
+    def process(self, records: list[Record], *, engine: Engine | None = None,
+                store_offsets: bool = True, breaker: bool = True) -> Batch:
+        """Apply a batch in one transaction; return what became of it.
+
+        Raises ProjectionStopped (nothing committed) when the batch takes the dead letters
+        in a row past the limit, and lets any passing error through (nothing committed)."""
+        parsed = [parse(record) for record in records]
+        next_offsets: Offsets = {}
         for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            next_offsets[tp] = max(next_offsets.get(tp, 0), record.offset + 1)
-        with self.engine.begin() as conn:
-            fresh = self._not_yet_processed(conn, [p for p in parsed if p.statement is not None])
-            applied_ids = []
+            key = (record.topic, record.partition)
+            next_offsets[key] = max(next_offsets.get(key, 0), record.offset + 1)
+        with (engine or self.engine).begin() as conn:
+            fresh = self._claim(conn, [p for p in parsed if p.statement is not None])
             # Consecutive records of one type go to their handler together (fast path);
             # order across types is kept, so a withdrawal never precedes its enrolment.
             for event_type, run in itertools.groupby(fresh, key=lambda p: p.event_type):
-                run = list(run)
                 handler = self.projection.handlers.get(event_type)
-                if handler is None:
-                    applied_ids += [p.statement["id"] for p in run]  # not ours to project
-                    continue
-                applied, failed = self._apply(conn, handler, run)
-                applied_ids += applied
-                dead += failed
-            db.insert_ignoring_duplicates(
-                conn, self.processed, [{"statement_id": sid} for sid in applied_ids], ["statement_id"])
-            db.upsert(conn, self.offsets,
-                      [{"topic": tp.topic, "partition": tp.partition, "next_offset": offset}
-                       for tp, offset in next_offsets.items()], ["topic", "partition"])
+                if handler is not None:  # else: not ours to project
+                    self._apply(conn, handler, list(run))
+            dead = [p for p in parsed if p.error]
+            in_a_row = self._count_in_a_row(parsed)
+            if breaker and in_a_row > self.settings.consumer_dead_letter_limit:
+                raise ProjectionStopped(
+                    f"{in_a_row} records in a row were unprocessable (limit CONSUMER_DEAD_LETTER_LIMIT="
+                    f"{self.settings.consumer_dead_letter_limit}); the last: {dead[-1].error}. "
+                    "Fix the cause and restart the worker: it resumes before the first of this batch.")
+            if dead:
+                ids = [p.statement["id"] for p in dead if p.statement is not None]
+                for chunk in db.chunks(ids):  # a dead letter stays replayable (shared.dead_letters)
+                    conn.execute(self.processed.delete().where(self.processed.c.statement_id.in_(chunk)))
+            if store_offsets:
+                db.upsert(conn, self.offsets,
+                          [{"topic": topic, "partition": partition, "next_offset": offset}
+                           for (topic, partition), offset in next_offsets.items()], ["topic", "partition"])
             if dead:
                 # Before the commit: if the dead-letter topic cannot take them, the batch
                 # is retried rather than the records silently dropped.
-                self._send_dead_letters(dead)
-        APPLIED.labels(self.settings.service).inc(len(applied_ids))
-        return next_offsets
+                self.send_dead_letters([(p.record, p.error) for p in dead])
+        self.dead_in_a_row = in_a_row if breaker else 0
+        applied = [p.record for p in fresh if not p.error]
+        APPLIED.labels(self.settings.service).inc(len(applied))
+        return Batch(next_offsets, applied, [p.record for p in dead])
 
-    def _parse(self, record) -> _Record:
-        event_type = events.header(record.headers, events.HEADER_EVENT_TYPE)
-        try:
-            return _Record(record, event_type, statement=xapi.decode(record.value))
-        except xapi.InvalidStatement as exc:
-            return _Record(record, event_type, error=f"unparseable statement: {exc}")
-
-    def _not_yet_processed(self, conn: Connection, parsed: list[_Record]) -> list[_Record]:
-        ids = list({p.statement["id"] for p in parsed})
-        seen: set[str] = set()
-        for chunk in db.chunks(ids, 500):
-            seen.update(conn.scalars(
-                sa.select(self.processed.c.statement_id).where(self.processed.c.statement_id.in_(chunk))))
-        fresh = []
+    def _claim(self, conn: Connection, parsed: list[_Parsed]) -> list[_Parsed]:
+        """Insert the batch's statement ids into processed_statements and keep the records
+        whose id was really inserted. The insert, not a read before it, decides: two
+        consumers that briefly hold one partition across a rebalance block on the same
+        key, and the second finds it taken, so a fact is applied once."""
+        first: dict[str, _Parsed] = {}
         for p in parsed:
-            sid = p.statement["id"]
-            if sid in seen:
-                DUPLICATES.labels(self.settings.service).inc()
-                continue
-            seen.add(sid)
-            fresh.append(p)
-        return fresh
+            first.setdefault(p.statement["id"], p)
+        claimed: set[str] = set()
+        ids = list(first)
+        for chunk in db.chunks(ids, 500):
+            claimed.update(db.insert_returning_new(conn, self.processed, "statement_id", chunk))
+        DUPLICATES.labels(self.settings.service).inc(len(parsed) - len(claimed))
+        return [p for p in parsed if p.statement["id"] in claimed and first[p.statement["id"]] is p]
 
-    def _apply(self, conn: Connection, handler: Handler, run: list[_Record]):
+    def _apply(self, conn: Connection, handler: Handler, run: list[_Parsed]) -> None:
         try:
             with conn.begin_nested():
                 handler(conn, [p.statement for p in run])
-            return [p.statement["id"] for p in run], []
-        except Exception:
-            log.info("batch handler failed; retrying its records one by one", exc_info=True)
-        applied, failed = [], []
-        for p in run:  # slow path: one savepoint per record finds the poison one(s)
+            return
+        except Unprocessable:
+            log.info("batch handler found an unprocessable record; applying its records one by one")
+        # Any other error propagates: the whole batch rolls back and is retried.
+        for p in run:  # slow path: one savepoint per record finds the unprocessable one(s)
             try:
                 with conn.begin_nested():
                     handler(conn, [p.statement])
-                applied.append(p.statement["id"])
-            except Exception as exc:
-                log.warning("record failed; dead-lettered", extra={
-                    "topic": p.record.topic, "partition": p.record.partition, "offset": p.record.offset,
-                    "error": repr(exc)})
-                failed.append((p.record, f"handler failed: {exc!r}"))
-        return applied, failed
+            except Unprocessable as exc:
+                p.error = f"unprocessable: {exc}"
 
-    def _send_dead_letters(self, dead: list[tuple[object, str]]) -> None:
-        if self._dead_letter_producer is None:
-            self._dead_letter_producer = self._producer_factory()
-        futures = []
-        for record, reason in dead:
-            headers = list(record.headers or []) + [
-                ("dead-letter-reason", reason.encode()[:4000]),
-                ("dead-letter-topic", record.topic.encode()),
-                ("dead-letter-partition", str(record.partition).encode()),
-                ("dead-letter-offset", str(record.offset).encode()),
-                ("dead-letter-consumer", self.settings.service.encode()),
-            ]
-            futures.append(self._dead_letter_producer.send(
-                self.settings.dead_letter_topic, key=record.key, value=record.value, headers=headers))
-        self._dead_letter_producer.flush()
-        for future in futures:
-            future.get()
+    def _count_in_a_row(self, parsed: list[_Parsed]) -> int:
+        """Dead letters in a row at the end of this batch (in the order consumed),
+        counting those that ended the batches before."""
+        in_a_row = self.dead_in_a_row
+        for p in parsed:
+            in_a_row = in_a_row + 1 if p.error else 0
+        return in_a_row
+
+    def publisher(self) -> bus.Publisher:
+        if self._publisher is None:
+            self._publisher = self._publisher_factory()
+        return self._publisher
+
+    def send_dead_letters(self, dead: list[tuple[Record, str]]) -> None:
+        self.publisher().publish(
+            (self.settings.dead_letter_topic, record.key, record.value, list(record.headers) + [
+                (HEADER_REASON, reason.encode()[:4000]),
+                (HEADER_TOPIC, record.topic.encode()),
+                (HEADER_PARTITION, str(record.partition).encode()),
+                (HEADER_OFFSET, str(record.offset).encode()),
+                (HEADER_CONSUMER, self.settings.service.encode()),
+            ]) for record, reason in dead)
         DEAD_LETTERS.labels(self.settings.service).inc(len(dead))
+        for record, reason in dead:
+            log.warning("record dead-lettered", extra={
+                "topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": reason})
+
+    def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
 
     # --- offsets -----------------------------------------------------------------------
 
-    def stored_offsets(self) -> dict[TopicPartition, int]:
+    def stored_offsets(self) -> Offsets:
         with db.reading(self.engine) as conn:
             rows = conn.execute(sa.select(self.offsets)).all()
-        return {TopicPartition(r.topic, r.partition): r.next_offset for r in rows}
+        return {(r.topic, r.partition): r.next_offset for r in rows}
 
-    def _seek_to_stored(self, consumer, partitions: Iterable[TopicPartition]) -> None:
+    def _starting_points(self, partitions: Iterable[TopicPartition]) -> list[TopicPartition]:
         stored = self.stored_offsets()
-        for tp in partitions:
-            if tp in stored:
-                consumer.seek(tp, stored[tp])
-            else:
-                consumer.seek_to_beginning(tp)
+        return [TopicPartition(tp.topic, tp.partition, stored.get((tp.topic, tp.partition), OFFSET_BEGINNING))
+                for tp in partitions]
 
     # --- the live loop -----------------------------------------------------------------
 
-    def _wait_for_partitions(self, consumer, stop: threading.Event, timeout: float = 60.0) -> None:
-        """Subscribe only once the client knows every topic's partitions: a member that
-        joins while a just-created topic has no metadata yet is assigned none of it, and
-        would read nothing of that topic until its next metadata refresh."""
-        deadline = time.monotonic() + timeout
-        while not stop.is_set() and time.monotonic() < deadline:
-            missing = [t for t in self.projection.topics if not consumer.partitions_for_topic(t)]
-            if not missing:
-                return
-            log.info("waiting for partition metadata", extra={"topics": missing})
-            stop.wait(0.2)
-
     def run(self, stop: threading.Event) -> None:
+        """Consume until `stop`; raises ProjectionStopped when the breaker trips."""
         consumer = self._consumer_factory(group_id=self.settings.consumer_group)
-        runner = self
+        backoff = _Backoff(self.settings.consumer_retry_max_seconds)
+        service = self.settings.service
 
-        class SeekToStoredOffsets(ConsumerRebalanceListener):
-            # The database, not Kafka, is the authority on what has been applied.
-            def on_partitions_revoked(self, revoked):
-                pass
+        def on_assign(client, partitions):
+            # The database, not Kafka, is the authority on what has been applied. Rebalance
+            # callbacks run inside consume(), between batches, never in the middle of one.
+            while True:
+                try:
+                    client.incremental_assign(self._starting_points(partitions))
+                    return
+                except Exception as exc:  # the database is away: wait, the partitions wait too
+                    log.warning("reading stored offsets failed; will retry", extra={"error": repr(exc)})
+                    if stop.is_set():
+                        raise
+                    backoff.wait(stop)
 
-            def on_partitions_assigned(self, assigned):
-                runner._seek_to_stored(consumer, assigned)
-
-        self._wait_for_partitions(consumer, stop)
-        consumer.subscribe(self.projection.topics, listener=SeekToStoredOffsets())
-        last_records = time.monotonic()
+        consumer.subscribe(self.projection.topics, on_assign=on_assign)
         try:
             while not stop.is_set():
-                polled = consumer.poll(timeout_ms=200)
-                records = [r for batch in polled.values() for r in batch]
+                records = self._records(consumer.consume(self.settings.consumer_max_records, timeout=0.2))
                 if not records:
-                    if time.monotonic() - last_records > STALL_CHECK_S:
-                        if self._stalled(consumer):
-                            log.warning("consumer stalled with records waiting; reconnecting")
-                            return  # the worker starts a fresh consumer
-                        last_records = time.monotonic()
-                    continue
-                last_records = time.monotonic()
-                try:
-                    offsets = self.process(records)
-                except Exception:
-                    log.exception("batch failed; rewinding to the stored offsets")
-                    self._seek_to_stored(consumer, consumer.assignment())
-                    stop.wait(1.0)
                     continue
                 try:
-                    consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
+                    offsets = self.process(records).next_offsets
+                except ProjectionStopped:
+                    STOPPED.labels(service).set(1)
+                    raise
+                except Exception as exc:
+                    RETRIES.labels(service).inc()
+                    RETRYING.labels(service).set(1)
+                    log.warning("batch failed; rolled back, will retry from the stored offsets",
+                                extra={"error": repr(exc), "retry_in_s": backoff.next},
+                                exc_info=not isinstance(exc, sa.exc.SQLAlchemyError))
+                    self._rewind(consumer, stop, backoff)
+                    continue
+                backoff.reset()
+                RETRYING.labels(service).set(0)
+                try:
+                    consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                                    asynchronous=True)
                 except Exception:  # harmless: the database holds the true offsets
-                    log.warning("kafka offset commit failed", exc_info=True)
+                    log.debug("kafka offset commit failed", exc_info=True)
         finally:
-            consumer.close(autocommit=False)
-            if self._dead_letter_producer is not None:
-                self._dead_letter_producer.close()
+            consumer.close()
+            self.close()
 
-    def _stalled(self, consumer) -> bool:
-        """Records are waiting on our partitions (or we hold none at all), yet polls bring
-        nothing. Seen with kafka-python 3 when a group member is evicted under load and
-        its rejoin hangs; a fresh consumer recovers, and the stored offsets make that safe."""
-        assignment = consumer.assignment()
-        if not assignment:
-            return True
-        try:
-            ends = consumer.end_offsets(list(assignment))
-        except Exception:  # the broker is away: nothing a new consumer would do better
-            return False
-        stored = self.stored_offsets()
-        return any(end > stored.get(tp, 0) for tp, end in ends.items())
+    @staticmethod
+    def _records(messages) -> list[Record]:
+        records = []
+        for message in messages:
+            if message.error() is None:
+                records.append(Record.of(message))
+            else:  # the client retries by itself (a broker away, a topic not there yet)
+                log.info("consumer error", extra={"error": str(message.error())})
+        return records
+
+    def _rewind(self, consumer, stop: threading.Event, backoff: _Backoff) -> None:
+        """Back to the stored offsets on every partition held, after a backoff; reading
+        them may fail as the batch did, so this waits and tries again until it works."""
+        while not stop.is_set():
+            backoff.wait(stop)
+            try:
+                for tp in self._starting_points(consumer.assignment()):
+                    consumer.seek(tp)
+                return
+            except Exception as exc:
+                log.warning("rewinding to the stored offsets failed; will retry", extra={"error": repr(exc)})
 
     # --- rebuild -------------------------------------------------------------------------
 
@@ -274,35 +357,39 @@ class ProjectionRunner:
         """Drop the read models and replay every topic from offset zero.
 
         Run it with the service's worker stopped; the worker resumes from where the
-        rebuild ended. Returns the number of records read."""
+        rebuild ended. Handlers see `replaying(conn)`: what they would publish, the live
+        run published already. Returns the number of records read."""
         with self.engine.begin() as conn:
             for table in reversed(self.projection.tables):
                 conn.execute(table.delete())
             conn.execute(self.processed.delete())
             conn.execute(self.offsets.delete())
+        replay_engine = self.engine.execution_options(**{REPLAY_OPTION: True})
         consumer = self._consumer_factory(group_id=None)
+        started = time.monotonic()
         try:
-            partitions = [TopicPartition(topic, p) for topic in self.projection.topics
-                          for p in sorted(consumer.partitions_for_topic(topic) or ())]
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            start = consumer.beginning_offsets(partitions)
-            end = consumer.end_offsets(partitions)
-            remaining = {tp for tp in partitions if end[tp] > start[tp]}
-            total = sum(end[tp] - start[tp] for tp in partitions)
+            tps = [tp for topic in self.projection.topics for tp in bus.partitions(consumer, topic)]
+            marks = bus.end_offsets(consumer, tps)
+            # Records written after the rebuild began are left for the worker.
+            end = {key: high for key, (_, high) in marks.items()}
+            wanted = [TopicPartition(t, p, low) for (t, p), (low, high) in marks.items() if high > low]
+            total = sum(high - low for low, high in marks.values())
             read = 0
-            with tqdm(total=total, unit="stmt", desc=f"rebuild {self.settings.service}",
+            consumer.assign(wanted)
+            remaining = {(tp.topic, tp.partition) for tp in wanted}
+            with tqdm(total=total, unit="stmt", unit_scale=True, desc=f"rebuild {self.settings.service}",
                       disable=not progress) as bar:
                 while remaining:
-                    polled = consumer.poll(timeout_ms=500)
-                    # Records written after the rebuild began are left for the worker.
-                    records = [r for tp, batch in polled.items() for r in batch if r.offset < end[tp]]
+                    records = [Record.of(m) for m in consumer.consume(self.settings.consumer_max_records, timeout=0.5)
+                               if m.error() is None and m.offset() < end[(m.topic(), m.partition())]]
                     if records:
-                        self.process(records)
+                        self.process(records, engine=replay_engine)
                         read += len(records)
                         bar.update(len(records))
-                    remaining = {tp for tp in remaining if consumer.position(tp) < end[tp]}
+                    remaining = {(tp.topic, tp.partition) for tp in consumer.position(
+                        [TopicPartition(t, p) for t, p in remaining]) if tp.offset < end[(tp.topic, tp.partition)]}
+            self.last_rebuild_rate = read / max(time.monotonic() - started, 1e-9)
             return read
         finally:
-            consumer.close(autocommit=False)
-
+            consumer.close()
+            self.close()

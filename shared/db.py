@@ -269,3 +269,13 @@ def insert_returning_new_ids(conn, table: sa.Table, rows: list[dict], keys: list
         return []
     stmt = _insert_for(conn)(table).on_conflict_do_nothing(index_elements=keys).returning(table.c.id)
     return list(conn.scalars(stmt, rows))
+
+
+def insert_returning_new(conn, table: sa.Table, column: str, values: list) -> list:
+    """Insert one-column rows, skipping those already there; return the values really
+    inserted. A concurrent transaction inserting the same value makes this one wait for
+    its outcome (PostgreSQL) or cannot run at all (SQLite's one writer)."""
+    if not values:
+        return []
+    stmt = _insert_for(conn)(table).on_conflict_do_nothing(index_elements=[column]).returning(table.c[column])
+    return list(conn.scalars(stmt, [{column: v} for v in values]))

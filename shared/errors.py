@@ -1,6 +1,7 @@
-"""Domain failures every service raises, mapped to HTTP once in shared.http.
+"""Failures every service raises: domain failures (mapped to HTTP once in shared.http)
+and the one that says a record on the bus can never be applied.
 
-Kept free of Flask so domain modules can raise them.
+Kept free of Flask and Kafka so domain modules can raise them.
 """
 
 
@@ -21,3 +22,14 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     status = 409
+
+
+class Unprocessable(Exception):
+    """This record can never be applied, however often it is retried; the message says why.
+
+    The reading contract's dead-letter policy: a projection sends a record to its
+    service's dead-letter topic only when parsing it, or a handler applying it, raises
+    this (it cannot be parsed, it breaks the event contract, or it refers to something
+    that can never exist). Any other error is taken as passing (a locked or absent
+    database, a bug being fixed): the batch rolls back and is retried, and the offsets do
+    not move, so no good record is ever dropped."""

@@ -9,6 +9,7 @@ import functools
 from dataclasses import dataclass
 
 from shared import xapi
+from shared.errors import Unprocessable
 
 SCHEMA_VERSION = "xapi-1.0.3"
 
@@ -64,8 +65,14 @@ def headers(source: str, event_type: str) -> list[tuple[str, bytes]]:
 
 
 def header(record_headers, name: str) -> str | None:
+    """A header's text; a value that is not UTF-8 makes the record unprocessable."""
     for key, value in record_headers or ():
         if key == name:
-            return value.decode() if isinstance(value, bytes) else value
+            if not isinstance(value, bytes):
+                return value
+            try:
+                return value.decode()
+            except UnicodeDecodeError:
+                raise Unprocessable(f"header {name!r} is not UTF-8") from None
     return None
 

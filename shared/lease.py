@@ -50,11 +50,27 @@ class RelayLease:
         conn.close()
         return False
 
+    def holds(self) -> bool:
+        """Acquire the lease if it is free, and check that a lease held is still held: a
+        PostgreSQL session lock ends with its connection (a database restart, a network
+        cut), and another relay may then have taken it. Raises if the database is away."""
+        if isinstance(self._held, sa.Connection):
+            try:
+                self._held.execute(sa.text("SELECT 1"))
+                self._held.rollback()
+            except Exception:
+                self.release()
+                raise
+        return self.try_acquire()
+
     def release(self) -> None:
         if self._held is None:
             return
-        if isinstance(self._held, sa.Connection):
-            # End the session itself: a pooled connection would keep the lock alive.
-            self._held.invalidate()
-        self._held.close()
-        self._held = None
+        held, self._held = self._held, None
+        try:
+            if isinstance(held, sa.Connection):
+                # End the session itself: a pooled connection would keep the lock alive.
+                held.invalidate()
+            held.close()
+        except Exception:  # a connection to a database that went away may fail to close
+            pass

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shared import xapi
+from shared.consumer import replaying
 from shared.db import UtcDateTime
 from shared.events import Event
 
@@ -42,6 +43,10 @@ def define_outbox(metadata: sa.MetaData) -> sa.Table:
 
 def append(conn: Connection, outbox: sa.Table, topic: str, events: Iterable[Event]) -> int:
     """Stage events for publishing, inside the caller's transaction."""
+    if replaying(conn):
+        # A rebuild replays what the live run did, which published its statements then;
+        # a handler that gets here during one is a bug, and must not reach the bus.
+        raise RuntimeError("a projection replaying the topics tried to publish; check replaying(conn) first")
     now = xapi.utc_now()
     rows = [
         {"topic": topic, "key": event.key, "event_type": event.type,

@@ -42,7 +42,7 @@ class Relay:
         self.settings = settings
         self.engine = engine
         self.outbox = outbox
-        self._producer_factory = producer_factory or (lambda: bus.RelayProducer(settings))
+        self._producer_factory = producer_factory or (lambda: bus.Publisher(settings))
         self._producer = None
         self._unmarked: set[int] = set()  # published, waiting for the marker thread
         self._unmarked_lock = threading.Lock()
@@ -133,26 +133,31 @@ class Relay:
         backoff = 0.1
         try:
             while not stop.is_set():
-                if not lease.try_acquire():
-                    if not waiting_logged:
-                        log.info("another relay publishes this outbox; standing by")
-                        waiting_logged = True
-                    stop.wait(1.0)
-                    continue
-                if len(self._unmarked) > MAX_UNMARKED:
-                    stop.wait(0.05)  # let the marks catch up
-                    continue
                 try:
+                    if not lease.holds():
+                        if not waiting_logged:
+                            log.info("another relay publishes this outbox; standing by")
+                            waiting_logged = True
+                        stop.wait(1.0)
+                        continue
+                    waiting_logged = False
+                    if len(self._unmarked) > MAX_UNMARKED:
+                        stop.wait(0.05)  # let the marks catch up
+                        continue
                     published = self.publish_batch()
                     backoff = 0.1
                     if published < self.settings.relay_batch_size:
                         # Caught up: let rows gather rather than publish them one or two at
                         # a time, which cost more CPU per row than the writes did.
                         stop.wait(self.settings.relay_idle_seconds)
-                except (bus.PublishFailed, KafkaException, OSError) as exc:
+                except Exception as exc:
+                    # The broker or the database is away (or the lease's session with it
+                    # ended): wait and try again; the outbox keeps every row meanwhile.
                     FAILURES.labels(self.settings.service).inc()
-                    log.warning("publish failed; will retry", extra={"error": repr(exc), "retry_in_s": backoff})
-                    self._reset_producer()
+                    log.warning("publish failed; will retry", extra={"error": repr(exc), "retry_in_s": backoff},
+                                exc_info=not isinstance(exc, (bus.PublishFailed, KafkaException, SQLAlchemyError)))
+                    if isinstance(exc, (bus.PublishFailed, KafkaException, BufferError)):
+                        self._reset_producer()
                     stop.wait(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF_S)
         finally:

@@ -10,11 +10,9 @@ import signal
 import threading
 import time
 
-from kafka.errors import KafkaError
-
 from shared import bus, db
 from shared.config import Settings
-from shared.consumer import ProjectionRunner
+from shared.consumer import ProjectionRunner, ProjectionStopped
 from shared.relay import Relay
 from shared.service import ServiceSpec, Timer
 
@@ -28,8 +26,8 @@ def wait_for_topics(settings: Settings, spec: ServiceSpec, stop: threading.Event
         try:
             bus.ensure_topics(settings, spec.topics(settings))
             return
-        except (KafkaError, OSError) as exc:
-            log.warning("broker not reachable; waiting", extra={"error": repr(exc)})
+        except (*bus.BusError, OSError) as exc:
+            log.warning("broker not reachable; waiting", extra={"error": repr(exc), "retry_in_s": delay})
             stop.wait(delay)
             delay = min(delay * 2, 5)
 
@@ -83,19 +81,28 @@ def run_worker(settings: Settings, spec: ServiceSpec, stop: threading.Event | No
             runner = ProjectionRunner(settings, engine, spec.projection(settings), spec.offsets, spec.processed)
 
             def consume():
+                delay = 1.0
                 while not stop.is_set():
                     try:
                         runner.run(stop)
-                    except (KafkaError, OSError):
-                        log.exception("consumer failed; restarting")
-                        stop.wait(1)
+                    except ProjectionStopped as exc:
+                        # The process stays up (the relay and timers go on); a restart
+                        # would only meet the same records again.
+                        log.error("projection stopped", extra={"reason": str(exc)})
+                        return
+                    except Exception as exc:  # a fresh consumer, after a pause, whatever it was
+                        log.exception("consumer failed; starting a new one", extra={"error": repr(exc)})
+                        stop.wait(delay)
+                        delay = min(delay * 2, settings.consumer_retry_max_seconds)
             threads.append(threading.Thread(target=_after(topics_ready, stop, consume), name="projection"))
         threads += [threading.Thread(target=_every, args=(settings, engine, timer, stop), name=timer.name)
                     for timer in spec.timers]
     log.info("worker started", extra={"parts": [t.name for t in threads]})
     for thread in threads:
         thread.start()
-    while not stop.is_set() and all(t.is_alive() for t in threads[1:]):
+    # Every part waits and retries by itself (broker or database away): the process
+    # ends only when told to.
+    while not stop.is_set():
         time.sleep(0.2)
     stop.set()
     for thread in threads:

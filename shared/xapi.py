@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from shared.errors import Unprocessable
+
 XAPI_VERSION = "1.0.3"
 PROJECT_IRI = "https://learnstream.dev/xapi"
 
@@ -42,8 +44,9 @@ EXT_ORGANISATION = f"{EXT}/organisation"
 EXT_REASON = f"{EXT}/reason"
 
 
-class InvalidStatement(ValueError):
-    """A record that is not a usable xAPI statement; the reason says why."""
+class InvalidStatement(Unprocessable, ValueError):
+    """A record that is not a usable xAPI statement; the reason says why. On the bus it is
+    unprocessable: retrying it can never help."""
 
 
 def utc_now() -> datetime:
@@ -101,6 +104,8 @@ def inverse_functional_identifier(actor: dict) -> str:
         return f"account:{account['homePage']}|{account['name']}"
     if actor.get("objectType") == "Group" and actor.get("member"):
         # An anonymous group has no IFI of its own; its members identify it.
+        if not isinstance(actor["member"], list):
+            raise InvalidStatement("a group's member must be an array of agents")
         return "group:" + ",".join(sorted(inverse_functional_identifier(m) for m in actor["member"]))
     raise InvalidStatement("actor has no inverse functional identifier (mbox, mbox_sha1sum, openid or account)")
 

@@ -96,21 +96,14 @@ class Deployment:
     def _delete_topics(self) -> None:
         """A test's topics go with it: thousands of leftover partitions over a run (two in
         CI) would exhaust the broker's memory."""
-        from kafka import KafkaAdminClient
+        from shared import bus
 
-        prefix = self.env["KAFKA_TOPIC_PREFIX"]
+        settings = Settings(service="progress", database_url="",
+                            kafka_bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"])
         try:
-            admin = KafkaAdminClient(bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"], request_timeout_ms=10_000)
-        except Exception:  # the broker is gone (an outage test): nothing to clean
-            return
-        try:
-            mine = [topic for topic in admin.list_topics() if topic.startswith(prefix)]
-            if mine:
-                admin.delete_topics(mine)
-        except Exception:
-            pass  # cleanup must never fail a test that passed
-        finally:
-            admin.close()
+            bus.delete_topics(settings, self.env["KAFKA_TOPIC_PREFIX"])
+        except Exception:  # the broker is gone (an outage test): cleanup must never fail a test
+            pass
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from services.certification.domain import (
 )
 from shared import db, outbox, xapi
 from shared.config import Settings
+from shared.consumer import replaying
 from shared.errors import Conflict
 
 
@@ -75,8 +76,9 @@ def issue(conn: Connection, settings: Settings, earned: list) -> int:
     never had one. ON CONFLICT DO NOTHING on (programme, learner, issue 1) makes this safe
     against redelivery, replays and a concurrent instance: only rows really inserted are
     numbered and announced. The issue date is the moment the rule came to hold (a
-    statement timestamp), so whoever issues it, it reads the same."""
-    if not earned:
+    statement timestamp), so whoever issues it, it reads the same. A rebuild issues
+    nothing: the live run issued (and announced) every certificate there is."""
+    if not earned or replaying(conn):
         return 0
     c = t.certificates
     keys = sorted({row.learner_key for row, _ in earned})
@@ -138,7 +140,10 @@ def undo_if_withdrawn_before_qualifying(conn: Connection, settings: Settings, wi
     """A withdrawal can reach us after the facts that made the rule hold (another topic,
     another partition). If it happened before the learner qualified, the rule never held:
     the rule's own certificate is revoked. Decided from the stored certificate and the
-    withdrawal statement alone, so a replay reaches the same verdict (and finds it done)."""
+    withdrawal statement alone, so a replay reaches the same verdict (and finds it done).
+    A rebuild revokes nothing: what the live run revoked is revoked already."""
+    if replaying(conn):
+        return 0
     undone = 0
     c = t.certificates
     for w in withdrawals:

@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import sqlalchemy as sa
-from kafka import KafkaProducer
 
 from services.assessment import tables as t
 from services.assessment.service import SERVICE
-from shared import db, events, xapi
+from shared import bus, db, events, xapi
 from shared.consumer import ProjectionRunner
 from tests.support.flows import AUTH, eventually
 
@@ -297,12 +296,10 @@ def test_two_submissions_of_one_attempt_at_once(deployment):
 
 def publish_lrs(deployment, statements):
     settings = deployment.settings("assessment")
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    for stmt in statements:
-        producer.send(settings.topic("lrs"), key=xapi.learner_key(stmt["actor"]).encode(), value=xapi.encode(stmt),
-                      headers=events.headers("progress", events.EventType.LRS_STATEMENT))
-    producer.flush()
-    producer.close()
+    publisher = bus.Publisher(settings, role="test")
+    publisher.publish((settings.topic("lrs"), xapi.learner_key(stmt["actor"]).encode(), xapi.encode(stmt),
+                       events.headers("progress", events.EventType.LRS_STATEMENT)) for stmt in statements)
+    publisher.close()
 
 
 def test_lms_results_count_and_rebuild_gives_the_same_rows(deployment):

@@ -159,22 +159,18 @@ def test_overdue_follows_the_clock_without_new_statements(runner):
 
 def test_rebuild_reproduces_the_rows(runner, deployment):
     """From the real topic: publish a stream, project it live, rebuild, compare."""
-    from kafka import KafkaProducer
-
     settings_ = deployment.settings("progress")
     from shared import bus
     bus.ensure_topics(settings_, PROGRESS.topics(settings_))
     facts = [f for n in range(5) for f in learner_facts(n, {
         "registration": s.new_id(), "modules": n % 4, "attempts": [(n % 2 == 0, 0.5 + n / 10)],
         "certified": n == 4, "revoked": False, "withdrawn": n == 1, "lateness": n})]
-    producer = KafkaProducer(bootstrap_servers=settings_.kafka_bootstrap_servers)
-    for kind, stmt in facts:
-        topic = {"enrolment": "enrollment", "lrs": "lrs", "final-test": "assessment",
-                 "certificate": "certification"}[kind.split(".")[0]]
-        producer.send(settings_.topic(topic), key=s.xapi.learner_key(stmt["actor"]).encode(),
-                      value=s.xapi.encode(stmt), headers=s.events.headers(topic, kind))
-    producer.flush()
-    producer.close()
+    topics = {"enrolment": "enrollment", "lrs": "lrs", "final-test": "assessment", "certificate": "certification"}
+    publisher = bus.Publisher(settings_, role="test")
+    publisher.publish((settings_.topic(topics[kind.split(".")[0]]), s.xapi.learner_key(stmt["actor"]).encode(),
+                       s.xapi.encode(stmt), s.events.headers(topics[kind.split(".")[0]], kind))
+                      for kind, stmt in facts)
+    publisher.close()
     deployment.start_worker("progress")
     from tests.support.flows import eventually
 

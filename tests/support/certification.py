@@ -5,8 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from kafka import KafkaProducer
-
 from services.certification.service import SERVICE
 from shared import bus, events, xapi
 from tests.support.flows import AUTH, define_cohort, eventually, import_csv, learners_csv
@@ -22,13 +20,7 @@ def ensure_topics(deployment) -> None:
     assigned none of its partitions until its next metadata refresh (minutes)."""
     settings = deployment.settings("certification")
     topics = SERVICE.topics(settings)
-    bus.ensure_topics(settings, topics)
-    consumer = bus.consumer(settings, group_id=None)
-    try:
-        for topic in topics:
-            eventually(lambda topic=topic: consumer.partitions_for_topic(topic), 30, message=f"topic {topic}")
-    finally:
-        consumer.close()
+    bus.ensure_topics(settings, topics)  # returns once the broker serves them
 
 
 def cohort_with_learners(deployment, count: int, code: str = "DS1", modules: int = 2):
@@ -83,14 +75,12 @@ def produce(deployment, records: list[tuple]) -> None:
     """Put (topic service, event type, statement) records on the bus, keyed by learner."""
     settings = deployment.settings("certification")
     bus.ensure_topics(settings, SERVICE.topics(settings))
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5)
+    publisher = bus.Publisher(settings, role="test")
     try:
-        for service, event_type, stmt in records:
-            producer.send(settings.topic(service), key=xapi.learner_key(stmt["actor"]).encode(),
-                          value=xapi.encode(stmt), headers=events.headers(SOURCES[service], event_type))
-        producer.flush()
+        publisher.publish((settings.topic(service), xapi.learner_key(stmt["actor"]).encode(), xapi.encode(stmt),
+                           events.headers(SOURCES[service], event_type)) for service, event_type, stmt in records)
     finally:
-        producer.close()
+        publisher.close()
 
 
 def certificates(client, **filters) -> dict:

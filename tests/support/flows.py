@@ -4,8 +4,8 @@ from __future__ import annotations
 import base64
 import time
 
-from kafka import KafkaConsumer, TopicPartition
-
+from shared import bus
+from shared.config import Settings
 from tests.conftest import CREDENTIALS
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"ops:{CREDENTIALS['ops']}".encode()).decode()}
@@ -51,21 +51,15 @@ def import_csv(client, cohort_id: str, text: str) -> dict:
 
 def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60.0) -> list:
     """Every record on a topic, read from offset zero, once at least `expected` are there."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                             auto_offset_reset="earliest", consumer_timeout_ms=1000)
-    try:
-        partitions = eventually(lambda: consumer.partitions_for_topic(topic), 20, message=f"topic {topic}")
-        tps = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        records: list = []
-        deadline = time.monotonic() + timeout
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
+    settings = Settings(service="progress", database_url="", kafka_bootstrap_servers=bootstrap)
+    records: list[bus.Record] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        records = bus.read_topics(settings, [topic])
+        if len(records) >= expected:
+            break
+        time.sleep(0.3)
+    return records
 
 
 def cohort_counts(progress_client, cohort_id: str) -> dict | None:

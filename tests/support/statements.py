@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import uuid
-from collections import namedtuple
 from datetime import datetime
 
 from shared import events, xapi
+from shared.bus import Record
 
 AUTHORITY = xapi.service_agent("test")
 PROGRAMME_ID = "11111111-1111-4111-8111-111111111111"
@@ -13,7 +13,6 @@ MODULES = [f"https://content.test/m{i}" for i in range(1, 4)]
 FINAL_TEST = "https://content.test/final"
 
 # What the consumer runner reads from Kafka, minus Kafka.
-Record = namedtuple("Record", "topic partition offset key value headers")
 
 
 def programme_activity() -> dict:

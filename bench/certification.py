@@ -19,12 +19,11 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 import sqlalchemy as sa
-from kafka import KafkaProducer
 from tqdm import tqdm
 
 from bench.common import isolated_stack, percentile, report
 from services.certification import tables as t
-from shared import db, events, xapi
+from shared import bus, db, events, xapi
 
 AUTH = ("bench", "bench-secret")
 LMS = xapi.agent(name="Content player", account_home_page="https://lms.example.org", account_name="player")
@@ -90,13 +89,17 @@ def run(stack, size: int, modules: int, http_sample: int) -> dict:
     settings = stack.settings("certification")
     engine = db.create_engine(settings.database_url)
     _wait("every enrolment known to certification", lambda: _count(engine, t.learner_enrolments) >= size)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5,
-                             compression_type="lz4", batch_size=64 * 1024)
+    publisher = bus.Publisher(settings, role="bench")
+    pending: list[tuple] = []
     started = today + timedelta(days=1)
 
     def send(service: str, event_type: str, stmt: dict) -> None:
-        producer.send(settings.topic(service), key=xapi.learner_key(stmt["actor"]).encode(),
-                      value=xapi.encode(stmt), headers=events.headers(service, event_type))
+        pending.append((settings.topic(service), xapi.learner_key(stmt["actor"]).encode(), xapi.encode(stmt),
+                        events.headers(service, event_type)))
+
+    def flush() -> None:
+        publisher.publish(pending)
+        pending.clear()
 
     actors = {e["id"]: {"objectType": "Agent", "name": e["learner"]["name"], "mbox": f"mailto:{e['learner']['email']}"}
               for e in learners}
@@ -105,7 +108,7 @@ def run(stack, size: int, modules: int, http_sample: int) -> dict:
             send("lrs", events.EventType.LRS_STATEMENT, xapi.statement(
                 actors[e["id"]], xapi.COMPLETED, xapi.activity(module), authority=LMS,
                 timestamp=started + timedelta(minutes=i)))
-    producer.flush()
+    flush()
     _wait("every module completion stored", lambda: _count(engine, t.achievements) >= size * modules)
     print(f"  {size} enrolled, {size * modules} completions stored; now the final-test passes")
 
@@ -154,7 +157,7 @@ def run(stack, size: int, modules: int, http_sample: int) -> dict:
             timestamp=started + timedelta(hours=1))
         produced_at[e["id"]] = time.perf_counter()
         send("assessment", events.EventType.ATTEMPT_PASSED, stmt)
-    producer.flush()
+    flush()
     produced = time.perf_counter()
     sampler.join(timeout=600)
     deadline = time.monotonic() + 60
@@ -162,7 +165,7 @@ def run(stack, size: int, modules: int, http_sample: int) -> dict:
         time.sleep(0.1)
     done.set()
     bar.close()
-    producer.close()
+    publisher.close()
     issued = _count(engine, t.certificates)
     engine.dispose()
     if len(seen_at) < size:

@@ -23,12 +23,11 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 import sqlalchemy as sa
-from kafka import KafkaProducer
 from tqdm import tqdm
 
 from bench.common import isolated_stack, percentile, report
 from services.progress import tables as t
-from shared import db, events, xapi
+from shared import bus, db, events, xapi
 
 LAUNCHED = xapi.Verb("http://adlnet.gov/expapi/verbs/launched", "launched")
 PROGRESSED = xapi.Verb("http://adlnet.gov/expapi/verbs/progressed", "progressed")
@@ -98,18 +97,18 @@ def main() -> None:
     stack.prepare()
     settings = stack.settings("progress")
     modules = [f"https://content.example.org/dsk/module/{i}" for i in range(1, 11)]
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5,
-                             compression_type="lz4", batch_size=256 * 1024)
+    publisher = bus.Publisher(settings, role="bench")
     sent_at: list[float] = []
     produce_started = time.perf_counter()
     for wave in range(1, args.waves + 1):
+        batch = []
         for topic, kind, stmt in tqdm(wave_statements(wave, args.learners, modules, full=wave == 1),
                                       desc=f"produce wave {wave}", unit="stmt", mininterval=1, disable=None):
-            producer.send(settings.topic(topic), key=xapi.learner_key(stmt["actor"]).encode(),
-                          value=xapi.encode(stmt), headers=events.headers("bench", kind))
+            batch.append((settings.topic(topic), xapi.learner_key(stmt["actor"]).encode(), xapi.encode(stmt),
+                          events.headers("bench", kind)))
             sent_at.append(time.perf_counter())
-    producer.flush()
-    producer.close()
+        publisher.publish(batch)
+    publisher.close()
     total = len(sent_at)
     print(f"produced {total} statements in {time.perf_counter() - produce_started:.1f}s; starting the worker")
 

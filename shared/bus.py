@@ -190,8 +190,20 @@ def partitions(client, topic: str, timeout: float = 10.0) -> list[TopicPartition
 
 def end_offsets(client: Consumer, tps: list[TopicPartition],
                 timeout: float = 10.0) -> dict[tuple[str, int], tuple[int, int]]:
-    """(low, high) watermarks per (topic, partition)."""
-    return {(tp.topic, tp.partition): client.get_watermark_offsets(tp, timeout=timeout) for tp in tps}
+    """(low, high) watermarks per (topic, partition). A topic just created may have no
+    leader yet for a moment: a retriable error is retried within `timeout`."""
+    deadline = time.monotonic() + timeout
+    marks = {}
+    for tp in tps:
+        while True:
+            try:
+                marks[(tp.topic, tp.partition)] = client.get_watermark_offsets(tp, timeout=timeout)
+                break
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    return marks
 
 
 def read_topics(settings: Settings, topics: list[str], timeout: float = 30.0) -> list[Record]:

@@ -120,6 +120,11 @@ def parse(record: Record) -> _Parsed:
     retrying cannot help: every one is unprocessable (headers, key or value)."""
     try:
         event_type = events.header(record.headers, events.HEADER_EVENT_TYPE)
+        if events.header(record.headers, events.HEADER_SOURCE) is None:
+            # Every producer names itself (shared.events.headers); a record without it did
+            # not come through the event contract. (No event type is allowed: the LRS
+            # topic's oldest records are LMS statements without one.)
+            raise Unprocessable("record has no source header")
         if record.key is None:
             raise Unprocessable("record has no key")
         record.key.decode()

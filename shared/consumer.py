@@ -63,6 +63,11 @@ HEADER_OUTCOME = "dead-letter-outcome"
 REPLAY_OPTION = "learnstream_replay"
 
 
+def replay_engine(engine: Engine) -> Engine:
+    """The same engine, its transactions marked as replaying (see `replaying`)."""
+    return engine.execution_options(**{REPLAY_OPTION: True})
+
+
 def replaying(conn: Connection) -> bool:
     """True while a rebuild replays the topics: a handler that writes the outbox (issues
     certificates) must then stage nothing, since the live run already published it."""
@@ -369,7 +374,7 @@ class ProjectionRunner:
                 conn.execute(table.delete())
             conn.execute(self.processed.delete())
             conn.execute(self.offsets.delete())
-        replay_engine = self.engine.execution_options(**{REPLAY_OPTION: True})
+        replaying_engine = replay_engine(self.engine)
         consumer = self._consumer_factory(group_id=None)
         started = time.monotonic()
         try:
@@ -388,7 +393,7 @@ class ProjectionRunner:
                     records = [Record.of(m) for m in consumer.consume(self.settings.consumer_max_records, timeout=0.5)
                                if m.error() is None and m.offset() < end[(m.topic(), m.partition())]]
                     if records:
-                        self.process(records, engine=replay_engine)
+                        self.process(records, engine=replaying_engine)
                         read += len(records)
                         bar.update(len(records))
                     remaining = {(tp.topic, tp.partition) for tp in consumer.position(

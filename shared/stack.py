@@ -67,7 +67,9 @@ class Stack:
             # The relay in a process of its own: it must keep up with the web tier's commits
             # (on Kafka within a second) whatever the projections are busy with.
             for part in PARTS:
-                self._spawn(f"{name} {part}", [python, "-m", "shared.cli", "worker", name, "--only", part], self.env)
+                # The web tier's metrics directory: its /metrics shows the worker's too
+                # (a projection retrying or stopped, dead letters, the relay's failures).
+                self._spawn(f"{name} {part}", [python, "-m", "shared.cli", "worker", name, "--only", part], web_env)
         for name in self.services:
             self.wait_ready(name)
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from services.progress import tables as progress_tables
 from services.progress.service import SERVICE as PROGRESS
 from shared import bus, db, dead_letters, events, xapi
-from shared.consumer import Projection, ProjectionRunner, ProjectionStopped
+from shared.consumer import Projection, ProjectionRunner, ProjectionStopped, replay_engine
 from shared.errors import Unprocessable
 from tests.conftest import Deployment
 from tests.support import statements as s
@@ -296,3 +296,73 @@ def test_the_dead_letters_cli_lists_and_replays(deployment):
     # Still failing, so still in quarantine, once, with its reason.
     listed = subprocess.run([*cli, "list", "progress"], env=env, capture_output=True, text=True, timeout=120)
     assert "1 dead letters in quarantine" in listed.stdout
+
+
+# --- a replay publishes nothing a live run did not -----------------------------------------------
+
+def _topic_sizes(settings, topics) -> dict[str, int]:
+    client = bus.consumer(settings, group_id=None)
+    try:
+        tps = [tp for topic in topics for tp in bus.partitions(client, topic)]
+        sizes: dict[str, int] = {}
+        for (topic, _), (_, high) in bus.end_offsets(client, tps).items():
+            sizes[topic] = sizes.get(topic, 0) + high
+        return sizes
+    finally:
+        client.close()
+
+
+def test_a_certification_rebuild_yields_the_same_certificates_and_puts_nothing_on_the_bus(deployment):
+    from services.certification import tables as ct
+    from services.certification.service import SERVICE as CERTIFICATION
+    from tests.support.certification import (AUTH, cohort_with_learners, deciding_statements, produce,
+                                             wait_for_certificates)
+
+    programme, cohort, (ana, bo) = cohort_with_learners(deployment, 2)
+    enrollment = deployment.app("enrollment").test_client()
+    client = deployment.app("certification").test_client()
+    deployment.start_worker("enrollment")
+    deployment.start_worker("certification")
+    now = xapi.utc_now()
+    # Bo is withdrawn first; his LMS goes on reporting him finishing: live, no certificate.
+    assert enrollment.post(f"/enrolments/{bo['id']}/withdrawal", headers=AUTH, json={}).status_code == 200
+    settings = deployment.settings("certification")
+    engine = db.create_engine(settings.database_url)
+    e = ct.learner_enrolments
+    eventually(lambda: _count(engine, e.select().where(e.c.withdrawn_at.is_not(None)).subquery()) == 1)
+    produce(deployment, deciding_statements(bo, programme, cohort, now + timedelta(hours=1))
+            + deciding_statements(ana, programme, cohort, now + timedelta(hours=1)))
+    live = wait_for_certificates(client, 1)
+    eventually(lambda: _count(engine, ct.outbox.select().where(ct.outbox.c.published_at.is_(None)).subquery()) == 0)
+    time.sleep(2)
+    deployment.stop_workers()
+    everything = [settings.topic(name) for name in ("enrollment", "lrs", "assessment", "certification")]
+    before = _topic_sizes(settings, everything + [settings.dead_letter_topic])
+    with db.reading(engine) as conn:
+        certificates = conn.execute(sa.select(ct.certificates).order_by(ct.certificates.c.id)).all()
+        outbox = _count(engine, ct.outbox)
+        view = conn.execute(sa.select(e).order_by(e.c.registration)).all()
+    assert [c.registration for c in certificates] == [ana["id"]] == [c["registration"] for c in live]
+
+    runner = ProjectionRunner(settings, engine, CERTIFICATION.projection(settings), CERTIFICATION.offsets,
+                              CERTIFICATION.processed)
+    assert runner.rebuild(progress=False) > 0
+    with db.reading(engine) as conn:
+        assert conn.execute(sa.select(ct.certificates).order_by(ct.certificates.c.id)).all() == certificates
+        assert conn.execute(sa.select(e).order_by(e.c.registration)).all() == view
+    assert _count(engine, ct.outbox) == outbox  # nothing staged, so nothing for the relay to publish
+    assert _topic_sizes(settings, everything + [settings.dead_letter_topic]) == before
+
+    # A replay may meet the topics in another order than the live run did: Bo's
+    # completions before his withdrawal. Live, that would issue and then revoke.
+    with engine.begin() as conn:
+        for table in [*reversed(runner.projection.tables), runner.processed, runner.offsets]:
+            conn.execute(table.delete())
+    records = bus.read_topics(settings, runner.projection.topics)
+    records.sort(key=lambda r: r.topic == settings.topic("enrollment")
+                 and events.header(r.headers, events.HEADER_EVENT_TYPE) == events.EventType.LEARNER_WITHDREW)
+    runner.process(records, engine=replay_engine(engine))
+    with db.reading(engine) as conn:
+        assert conn.execute(sa.select(ct.certificates).order_by(ct.certificates.c.id)).all() == certificates
+    assert _count(engine, ct.outbox) == outbox
+    engine.dispose()

@@ -315,8 +315,13 @@ def _topic_sizes(settings, topics) -> dict[str, int]:
 def test_a_certification_rebuild_yields_the_same_certificates_and_puts_nothing_on_the_bus(deployment):
     from services.certification import tables as ct
     from services.certification.service import SERVICE as CERTIFICATION
-    from tests.support.certification import (AUTH, cohort_with_learners, deciding_statements, produce,
-                                             wait_for_certificates)
+    from tests.support.certification import (
+        AUTH,
+        cohort_with_learners,
+        deciding_statements,
+        produce,
+        wait_for_certificates,
+    )
 
     programme, cohort, (ana, bo) = cohort_with_learners(deployment, 2)
     enrollment = deployment.app("enrollment").test_client()

@@ -371,3 +371,52 @@ def test_a_certification_rebuild_yields_the_same_certificates_and_puts_nothing_o
         assert conn.execute(sa.select(ct.certificates).order_by(ct.certificates.c.id)).all() == certificates
     assert _count(engine, ct.outbox) == outbox
     engine.dispose()
+
+
+# --- worker processes through a database outage -----------------------------------------------
+
+def test_worker_processes_outlive_a_postgresql_outage_and_catch_up_by_themselves(kafka_bootstrap, tmp_path,
+                                                                               private_pg):
+    from services.enrollment import tables as enrollment_tables
+    from tests.support.flows import define_cohort, import_csv, learners_csv
+
+    deployment = Deployment(kafka_bootstrap, tmp_path)
+    deployment.env["DATABASE_URL"] = private_pg.url.rsplit("/", 1)[0] + f"/t{deployment.run_id}"
+    env = dict(os.environ, **deployment.env, CONSUMER_RETRY_MAX_SECONDS="2")
+    workers = []
+    try:
+        enrollment = deployment.app("enrollment").test_client()
+        settings = deployment.settings("progress")
+        _, cohort = define_cohort(enrollment)
+        import_csv(enrollment, cohort["id"], learners_csv(200))
+        for service in ("enrollment", "progress"):
+            for part in ("relay", "projections"):
+                workers.append(subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", service, "--only",
+                                                 part], env=env, stderr=subprocess.DEVNULL))
+        engine = db.create_engine(settings.database_url)
+        eventually(lambda: _count(engine, progress_tables.learner_enrolments) > 0, 60)
+        import_csv(enrollment, cohort["id"], learners_csv(200, start=200))  # under way when the server stops
+        private_pg.stop()
+        time.sleep(12)
+        assert [w.poll() for w in workers] == [None] * len(workers)  # all still running
+        private_pg.start()
+        eventually(lambda: _count(engine, progress_tables.learner_enrolments) == 400, 120)
+        time.sleep(2)  # anything applied twice would show now
+        assert _count(engine, progress_tables.learner_enrolments) == 400
+        assert [w.poll() for w in workers] == [None] * len(workers)
+        on_topic = read_topic(kafka_bootstrap, settings.topic("enrollment"), 402)
+        assert len({xapi.decode(r.value)["id"] for r in on_topic}) == 402  # the programme, the cohort, 400
+        enrollment_engine = db.create_engine(deployment.settings("enrollment").database_url)
+        unpublished = enrollment_tables.outbox.select().where(enrollment_tables.outbox.c.published_at.is_(None))
+        eventually(lambda: _count(enrollment_engine, unpublished.subquery()) == 0, 30)
+        enrollment_engine.dispose()
+        engine.dispose()
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        deployment.close()

@@ -20,8 +20,9 @@ class PrivatePostgres:
 
     def _run(self, action: str) -> str:
         env = dict(os.environ, PG_PORT=str(self.port), PG_DATA_DIR=str(self.data_dir))
-        done = subprocess.run(["bash", str(PG_SCRIPT), action], env=env, check=True,
-                              capture_output=True, text=True)
+        done = subprocess.run(["bash", str(PG_SCRIPT), action], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"pg.sh {action} failed: {done.stderr.strip()[-2000:]}")
         return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
     def start(self) -> str:

@@ -26,8 +26,11 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from bench.common import isolated_stack, percentile, report
+from bench.lrs import cpu_snapshot
 from services.progress import tables as t
+from services.progress.service import SERVICE
 from shared import bus, db, events, xapi
+from shared.consumer import ProjectionRunner
 
 LAUNCHED = xapi.Verb("http://adlnet.gov/expapi/verbs/launched", "launched")
 PROGRESSED = xapi.Verb("http://adlnet.gov/expapi/verbs/progressed", "progressed")
@@ -115,6 +118,7 @@ def main() -> None:
     engine = db.create_engine(settings.database_url)
     applied_at: list[tuple[float, int]] = []
     stack.start()
+    cpu_before = cpu_snapshot(stack)
     start = time.perf_counter()
     bar = tqdm(total=total, desc="projected", unit="stmt", mininterval=1, disable=None)
     while True:
@@ -128,6 +132,7 @@ def main() -> None:
             break
         time.sleep(0.05)
     bar.close()
+    projections_cpu = cpu_snapshot(stack)["projections"] - cpu_before["projections"]
     elapsed = applied_at[-1][0] - start
     # Statement i is visible at the first sample with at least i applied.
     lags, cursor = [], 0
@@ -164,8 +169,25 @@ def main() -> None:
         "ms_rollup_by_agency_36000": median_ms("/rollups?by=agency"),
     }
     stack.stop()
+    figures.update(projections_cpu_us_per_statement=round(projections_cpu / total * 1e6),
+                   **rebuild(settings, engine, total))
     engine.dispose()
     report("progress", run_id, figures)
+
+
+def rebuild(settings, engine, total: int) -> dict:
+    """`learnstream rebuild progress` as an operator runs it (the worker stopped): the
+    whole log again from offset zero, in this process, with its progress bar."""
+    runner = ProjectionRunner(settings, engine, SERVICE.projection(settings), SERVICE.offsets, SERVICE.processed)
+    cpu, began = time.process_time(), time.perf_counter()
+    read = runner.rebuild(progress=True)
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    with db.reading(engine) as conn:
+        applied = conn.scalar(sa.select(sa.func.count()).select_from(t.processed_statements))
+    assert applied == total, f"the rebuild applied {applied} of {total}"
+    return {"rebuild_records": read, "rebuild_seconds": round(seconds, 1),
+            "rebuild_statements_per_second": round(read / seconds),
+            "rebuild_cpu_us_per_statement": round(cpu / read * 1e6)}
 
 
 if __name__ == "__main__":

@@ -163,12 +163,13 @@ def ensure_topics(settings: Settings, topics: list[str], timeout: float = 15.0) 
 
 
 def _wait_for_metadata(admin: AdminClient, topics: list[str], timeout: float) -> None:
-    """Return once every broker answering metadata knows the new topics' partitions: a
+    """Return once the broker knows the new topics' partitions and each has a leader: a
     consumer that subscribes before that is assigned none of them until its next refresh."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         known = admin.list_topics(timeout=timeout).topics
-        if all(t in known and known[t].partitions and not known[t].error for t in topics):
+        if all(t in known and known[t].partitions and not known[t].error
+               and all(p.leader >= 0 for p in known[t].partitions.values()) for t in topics):
             return
         time.sleep(0.1)
 
@@ -191,7 +192,8 @@ def partitions(client, topic: str, timeout: float = 10.0) -> list[TopicPartition
 def end_offsets(client: Consumer, tps: list[TopicPartition],
                 timeout: float = 10.0) -> dict[tuple[str, int], tuple[int, int]]:
     """(low, high) watermarks per (topic, partition). A topic just created may have no
-    leader yet for a moment: a retriable error is retried within `timeout`."""
+    leader yet for a moment (NOT_LEADER_FOR_PARTITION, which librdkafka does not mark
+    retriable here): any error is retried within `timeout`."""
     deadline = time.monotonic() + timeout
     marks = {}
     for tp in tps:
@@ -199,8 +201,8 @@ def end_offsets(client: Consumer, tps: list[TopicPartition],
             try:
                 marks[(tp.topic, tp.partition)] = client.get_watermark_offsets(tp, timeout=timeout)
                 break
-            except KafkaException as exc:
-                if not exc.args[0].retriable() or time.monotonic() > deadline:
+            except KafkaException:
+                if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
     return marks

@@ -28,13 +28,6 @@ TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
 # reports its own failures with their context.
 _LOGGING = {"log_level": 3, "logger": logging.getLogger("librdkafka")}
 
-__all__ = ["BusError", "KafkaException", "PublishFailed", "Publisher", "Record", "TopicPartition",
-           "broker_reachable", "consumer", "ensure_topics", "delete_topics", "read_topics", "end_offsets"]
-
-# What a caller catches for "the broker is away or refused": librdkafka raises these.
-BusError = (KafkaException, BufferError)
-
-
 @dataclass(frozen=True, slots=True)
 class Record:
     """One consumed record, as the projections see it."""

@@ -26,8 +26,9 @@ def wait_for_topics(settings: Settings, spec: ServiceSpec, stop: threading.Event
         try:
             bus.ensure_topics(settings, spec.topics(settings))
             return
-        except (*bus.BusError, OSError) as exc:
-            log.warning("broker not reachable; waiting", extra={"error": repr(exc), "retry_in_s": delay})
+        except Exception as exc:  # the broker away or still starting: nothing starts without topics
+            log.warning("could not create the topics; waiting for the broker",
+                        extra={"error": repr(exc), "retry_in_s": delay})
             stop.wait(delay)
             delay = min(delay * 2, 5)
 

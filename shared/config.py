@@ -63,6 +63,9 @@ class Settings:
     topic_partitions: int = 6
     topic_replication_factor: int = 1
     port: int = 8000
+    # Where clients reach this service from outside (`<SERVICE>_PUBLIC_URL`): certification
+    # prints it on certificates and in their QR codes. Empty: this machine at `port`.
+    configured_public_url: str = ""
     # Operator credentials, "key:secret,key:secret"; none configured means nobody gets in.
     credentials: dict[str, str] = field(default_factory=dict, repr=False)
     operator_units: dict[str, str] = field(default_factory=dict)
@@ -86,6 +89,7 @@ class Settings:
             topic_partitions=int(env.get("KAFKA_TOPIC_PARTITIONS", "6")),
             topic_replication_factor=int(env.get("KAFKA_TOPIC_REPLICATION_FACTOR", "1")),
             port=int(env.get(f"{service.upper()}_PORT", DEFAULT_PORTS[service])),
+            configured_public_url=env.get(f"{service.upper()}_PUBLIC_URL", ""),
             credentials=credentials,
             operator_units=operator_units,
             activity_base=env.get("LEARNSTREAM_ACTIVITY_BASE", "https://learnstream.dev/xapi/activities/"),
@@ -95,6 +99,12 @@ class Settings:
             timer_interval_seconds=float(env.get("TIMER_INTERVAL_SECONDS", "10")),
             log_level=env.get("LOG_LEVEL", "INFO"),
         )
+
+    @property
+    def public_url(self) -> str:
+        """Derived from the port unless set, so a service moved to another port does not
+        print links to the old one (certificates pointed at :8004 whatever the port)."""
+        return (self.configured_public_url or f"http://127.0.0.1:{self.port}").rstrip("/")
 
     def topic(self, producing_service: str) -> str:
         return f"{self.topic_prefix}learnstream.{producing_service}.v1"

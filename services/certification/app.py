@@ -4,7 +4,6 @@ from __future__ import annotations
 from flask import Flask
 
 from services.certification import api, public
-from services.certification.config import public_url
 from services.certification.handlers import CertificationService
 from shared import db
 from shared.config import Settings
@@ -23,6 +22,6 @@ def create_app(settings: Settings | None = None) -> Flask:
                     "learnstream.certification.v1; revocation, re-issue, PDFs, exports and public verification.",
         blueprints=[api.blp, public.blp],
     )
-    app.config["CERTIFICATION_PUBLIC_URL"] = public_url()
+    app.config["CERTIFICATION_PUBLIC_URL"] = settings.public_url
     app.extensions["certification"] = CertificationService(settings, engine)
     return app

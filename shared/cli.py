@@ -91,23 +91,32 @@ def rebuild(service, progress):
     click.echo(f"{service}: rebuilt from {count} records")
 
 
-@main.command(help="Run every service (gunicorn) and its worker on this machine until Ctrl-C. "
-                   "Expects a broker at KAFKA_BOOTSTRAP_SERVERS (`make run` starts one).")
-def run():
+@main.command(help="Run every service (gunicorn) and its worker on this machine until Ctrl-C or SIGTERM, "
+                   "restarting any part that exits. Expects a broker at KAFKA_BOOTSTRAP_SERVERS "
+                   "(`make run` starts one). All services by default.")
+@click.argument("services", nargs=-1, type=service_names)
+def run(services):
     import time
 
-    from shared.stack import Stack, ensure_credentials
+    from shared.stack import PortInUse, Stack, ensure_credentials
 
     def interrupt(*_):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
-    stack = Stack()
+    configure_logging("stack", "INFO")  # the supervisor's exits and restarts, as JSON on stderr
+    stack = Stack(services=_selected(services))
     credentials_file = ensure_credentials(stack.env)
     click.echo(f"kafka: {stack.settings('enrollment').kafka_bootstrap_servers}; preparing databases and topics...")
     stack.prepare()
     try:
         stack.start()
+    except PortInUse as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("stopped.")
+        return
+    try:
         click.echo("\nlearnstream is running:")
         for name in stack.services:
             settings = stack.settings(name)
@@ -119,10 +128,10 @@ def run():
             click.echo(f"  xAPI LRS       {progress}/xapi  (client keys: learnstream lrs-credentials create --help)")
         if credentials_file:
             click.echo(f"  operator credentials (HTTP Basic key:secret) are in {credentials_file}")
-        click.echo("Ctrl-C stops everything.")
-        while (failure := stack.failed()) is None:
-            time.sleep(0.5)
-        raise click.ClickException(failure)
+        click.echo("A part that exits is restarted; Ctrl-C stops everything.")
+        while True:  # until Ctrl-C or SIGTERM: a part that exits is restarted, the rest keep serving
+            stack.supervise()
+            time.sleep(0.2)
     except KeyboardInterrupt:
         click.echo("stopping...")
     finally:

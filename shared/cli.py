@@ -82,7 +82,7 @@ def rebuild(service, progress):
     spec = load(service)
     if spec.projection is None:
         raise click.UsageError(f"{service} has no read models to rebuild")
-    engine = db.create_engine(settings.database_url)
+    engine = db.create_engine(settings.database_url, timeouts=settings.database_timeouts)
     try:
         runner = ProjectionRunner(settings, engine, spec.projection(settings), spec.offsets, spec.processed)
         count = runner.rebuild(progress=progress)
@@ -152,7 +152,7 @@ def lrs_credentials_create(name, scopes):
 
     settings = Settings.from_env("progress")
     db.migrate(settings.database_url, load("progress").migrations)
-    engine = db.create_engine(settings.database_url)
+    engine = db.create_engine(settings.database_url, timeouts=settings.database_timeouts)
     try:
         key, secret = lrs_auth.create(engine, name, list(scopes))
     except ValueError as exc:

@@ -54,6 +54,21 @@ def _credentials(raw: str) -> tuple[dict[str, str], dict[str, str]]:
 
 
 @dataclass(frozen=True)
+class DatabaseTimeouts:
+    """How long a database may take before a request gives up with a 503 (README,
+    configuration). Below gunicorn's 60 s worker timeout, so a request answers 503 before
+    gunicorn would kill its worker mid-answer."""
+
+    # Opening a PostgreSQL connection (libpq connect_timeout, whole seconds, at least 2).
+    connect_seconds: float = 5.0
+    # One PostgreSQL statement (statement_timeout), and unacknowledged data on its socket
+    # (tcp_user_timeout: a server gone without a word). 0: no limit (migrations).
+    statement_seconds: float = 30.0
+    # Waiting for SQLite's write lock (busy_timeout).
+    sqlite_busy_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class Settings:
     service: str
     database_url: str
@@ -75,6 +90,7 @@ class Settings:
     consumer_max_records: int = 1000
     timer_interval_seconds: float = 10.0
     log_level: str = "INFO"
+    database_timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
 
     @classmethod
     def from_env(cls, service: str, env=os.environ) -> Settings:
@@ -98,6 +114,11 @@ class Settings:
             consumer_max_records=int(env.get("CONSUMER_MAX_RECORDS", "1000")),
             timer_interval_seconds=float(env.get("TIMER_INTERVAL_SECONDS", "10")),
             log_level=env.get("LOG_LEVEL", "INFO"),
+            database_timeouts=DatabaseTimeouts(
+                connect_seconds=float(env.get("DATABASE_CONNECT_TIMEOUT_SECONDS", "5")),
+                statement_seconds=float(env.get("DATABASE_STATEMENT_TIMEOUT_SECONDS", "30")),
+                sqlite_busy_seconds=float(env.get("SQLITE_BUSY_TIMEOUT_SECONDS", "30")),
+            ),
         )
 
     @property

@@ -4,6 +4,7 @@ Run `learnstream --help`, or `learnstream COMMAND --help`.
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import signal
 
@@ -82,7 +83,9 @@ def rebuild(service, progress):
     spec = load(service)
     if spec.projection is None:
         raise click.UsageError(f"{service} has no read models to rebuild")
-    engine = db.create_engine(settings.database_url, timeouts=settings.database_timeouts)
+    # No statement limit: a rebuild deletes whole read models, which may take longer.
+    engine = db.create_engine(settings.database_url,
+                              timeouts=dataclasses.replace(settings.database_timeouts, statement_seconds=0))
     try:
         runner = ProjectionRunner(settings, engine, spec.projection(settings), spec.offsets, spec.processed)
         count = runner.rebuild(progress=progress)

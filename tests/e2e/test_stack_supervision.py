@@ -48,9 +48,9 @@ def _part(runner: int, *words: str) -> int | None:
     return found[0] if found else None
 
 
-def _healthy(url: str) -> bool:
+def _healthy(url: str, timeout: float = 2) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=timeout) as response:
             return response.status == 200
     except OSError:
         return False
@@ -76,7 +76,7 @@ class _Watch(threading.Thread):
     def run(self):
         while not self.done.is_set():
             self.asked += 1
-            self.failed += not _healthy(self.url)
+            self.failed += not _healthy(self.url, timeout=10)  # refused, not slow (a loaded machine)
             time.sleep(0.1)
 
 
@@ -117,8 +117,8 @@ def test_a_killed_part_is_restarted_and_the_rest_keep_serving(deployment, tmp_pa
         for watch in watches.values():
             watch.join()
         # The other services kept answering throughout.
-        assert watches["progress"].asked > 20 and watches["progress"].failed == 0
-        assert watches["enrollment"].asked > 10 and watches["enrollment"].failed == 0
+        assert watches["progress"].asked > 10 and watches["progress"].failed == 0
+        assert watches["enrollment"].asked > 5 and watches["enrollment"].failed == 0
         log.seek(0)
         output = log.read()
         assert "progress relay exited with -9" in output and "progress relay restarted" in output

@@ -110,9 +110,10 @@ def run(services):
     configure_logging("stack", "INFO")  # the supervisor's exits and restarts, as JSON on stderr
     stack = Stack(services=_selected(services))
     credentials_file = ensure_credentials(stack.env)
-    click.echo(f"kafka: {stack.settings('enrollment').kafka_bootstrap_servers}; preparing databases and topics...")
-    stack.prepare()
     try:
+        stack.check_ports()  # before the migrations: a second `make run` fails in a moment, not after them
+        click.echo(f"kafka: {stack.settings('enrollment').kafka_bootstrap_servers}; preparing databases and topics...")
+        stack.prepare()
         stack.start()
     except PortInUse as exc:
         raise click.ClickException(str(exc)) from None

@@ -131,14 +131,18 @@ class Stack:
     def __exit__(self, *_) -> None:
         self.stop()
 
-    def start(self) -> None:
-        """Start every part and wait until every web tier answers; on any failure, stop
-        what was started and raise (PortInUse naming the port, before anything starts)."""
+    def check_ports(self) -> None:
+        """PortInUse naming every service whose port another process listens on."""
         taken = [(name, self.settings(name).port) for name in self.services if not port_free(self.settings(name).port)]
         if taken:
             raise PortInUse("; ".join(
                 f"{name}: port {port} is already in use (another learnstream, or another program, listens "
                 f"there; set {name.upper()}_PORT to a free port)" for name, port in taken))
+
+    def start(self) -> None:
+        """Start every part and wait until every web tier answers; on any failure, stop
+        what was started and raise (PortInUse naming the port, before anything starts)."""
+        self.check_ports()
         try:
             self._start_parts()
             for name in self.services:

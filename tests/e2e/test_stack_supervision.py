@@ -140,7 +140,7 @@ def test_a_killed_part_is_restarted_and_the_rest_keep_serving(deployment, tmp_pa
         log.close()
 
 
-def test_a_stack_whose_port_is_taken_fails_at_once_naming_it(deployment):
+def test_a_stack_whose_port_is_taken_fails_at_once_naming_it(deployment, tmp_path):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
@@ -152,3 +152,10 @@ def test_a_stack_whose_port_is_taken_fails_at_once_naming_it(deployment):
         assert time.monotonic() - began < 2
         assert f"port {port}" in str(refused.value) and "ENROLLMENT_PORT" in str(refused.value)
         assert stack.processes == []
+        # The command, as a second `make run` beside the first: before any migration.
+        env = dict(os.environ, **deployment.env, ENROLLMENT_PORT=str(port), LEARNSTREAM_VAR_DIR=str(tmp_path))
+        began = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "shared.cli", "run", "enrollment"], env=env, cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0 and f"enrollment: port {port} is already in use" in done.stderr
+        assert time.monotonic() - began < 20 and "preparing databases" not in done.stdout  # imports: ~4 s

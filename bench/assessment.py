@@ -40,11 +40,8 @@ def main() -> None:
     stack, run_id = isolated_stack(("enrollment", "assessment"))
     print(f"assessment benchmark {run_id}: {args.learners} learners, {args.clients} clients")
     stack.prepare()
-    stack.start()
-    try:
+    with stack:  # stops every part it started, whatever happens
         figures = run(stack, args.learners, args.clients)
-    finally:
-        stack.stop()
     report("assessment", run_id, figures)
 
 

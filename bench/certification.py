@@ -44,11 +44,8 @@ def main() -> None:
     stack, run_id = isolated_stack(("enrollment", "certification"))
     print(f"certification benchmark {run_id}: {args.size} qualifying learners, {args.modules} modules")
     stack.prepare()
-    stack.start()
-    try:
+    with stack:  # stops every part it started, whatever happens
         figures = run(stack, args.size, args.modules, args.http_sample)
-    finally:
-        stack.stop()
     report("certification", run_id, figures)
 
 

@@ -10,16 +10,19 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from shared.config import VAR_DIR
-from shared.stack import Stack
+from shared.stack import Stack, free_port
 
 BENCH_DIR = VAR_DIR / "bench"
 
 
 def isolated_stack(services: tuple[str, ...]) -> tuple[Stack, str]:
-    """A stack with its own databases and topic prefix, so runs never see each other."""
+    """A stack with its own databases, topic prefix and ports, so runs never see each
+    other nor a `make run` on the same machine (whose 800x ports they would have found
+    taken, and then measured that stack instead)."""
     run_id = time.strftime("%Y%m%d-%H%M%S")
     env = dict(os.environ, KAFKA_TOPIC_PREFIX=f"bench{run_id}.", LOG_LEVEL="WARNING",
                LEARNSTREAM_CREDENTIALS="bench:bench-secret")
+    env.update({f"{service.upper()}_PORT": str(free_port()) for service in services})
     if env.get("DATABASE_URL"):
         url = make_url(env["DATABASE_URL"])
         env["DATABASE_URL"] = url.set(database=f"{url.database}_bench").render_as_string(hide_password=False)

@@ -42,11 +42,8 @@ def main() -> None:
     stack, run_id = isolated_stack(("enrollment", "progress"))
     print(f"enrollment benchmark {run_id}: {args.waves} waves x {args.size} learners")
     stack.prepare()
-    stack.start()
-    try:
+    with stack:  # stops every part it started, whatever happens
         figures = run(stack, args.waves, args.size, args.clients, total)
-    finally:
-        stack.stop()
     report("enrollment", run_id, figures)
 
 

@@ -116,6 +116,18 @@ def main() -> None:
     print(f"produced {total} statements in {time.perf_counter() - produce_started:.1f}s; starting the worker")
 
     engine = db.create_engine(settings.database_url)
+    try:
+        figures = measure(stack, engine, total, sent_at)
+        stack.stop()  # the worker stopped, as for an operator's rebuild
+        figures.update(rebuild(settings, engine, total))
+    finally:  # whatever happens (a failed start, a KeyError), nothing is left running
+        stack.stop()
+        engine.dispose()
+    report("progress", run_id, figures)
+
+
+def measure(stack, engine, total: int, sent_at: list[float]) -> dict:
+    """Start the stack, time the projection of everything produced, then the dashboard's reads."""
     applied_at: list[tuple[float, int]] = []
     stack.start()
     cpu_before = cpu_snapshot(stack)
@@ -153,7 +165,9 @@ def main() -> None:
             timings.append((time.perf_counter() - began) * 1000)
         return round(statistics.median(timings), 1)
 
-    cohort = http.get(f"{base}/cohorts/cohort-1").json()
+    cohort = http.get(f"{base}/cohorts/cohort-1")
+    cohort.raise_for_status()
+    cohort = cohort.json()
     figures = {
         "statements": total,
         "projection_seconds": round(elapsed, 1),
@@ -168,11 +182,8 @@ def main() -> None:
         "ms_cohort_list_36000": median_ms("/cohorts?page_size=100"),
         "ms_rollup_by_agency_36000": median_ms("/rollups?by=agency"),
     }
-    stack.stop()
-    figures.update(projections_cpu_us_per_statement=round(projections_cpu / total * 1e6),
-                   **rebuild(settings, engine, total))
-    engine.dispose()
-    report("progress", run_id, figures)
+    figures["projections_cpu_us_per_statement"] = round(projections_cpu / total * 1e6)
+    return figures
 
 
 def rebuild(settings, engine, total: int) -> dict:

@@ -4,6 +4,7 @@ Run `learnstream --help`, or `learnstream COMMAND --help`.
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import signal
 
@@ -82,7 +83,9 @@ def rebuild(service, progress):
     spec = load(service)
     if spec.projection is None:
         raise click.UsageError(f"{service} has no read models to rebuild")
-    engine = db.create_engine(settings.database_url)
+    # No statement limit: a rebuild deletes whole read models, which may take longer.
+    engine = db.create_engine(settings.database_url,
+                              timeouts=dataclasses.replace(settings.database_timeouts, statement_seconds=0))
     try:
         runner = ProjectionRunner(settings, engine, spec.projection(settings), spec.offsets, spec.processed)
         count = runner.rebuild(progress=progress)
@@ -142,23 +145,33 @@ def dead_letters_replay(service, reason, progress):
     click.echo(f"{service}: {outcome.applied} applied, {outcome.still_failing} still failing (kept in quarantine)")
 
 
-@main.command(help="Run every service (gunicorn) and its worker on this machine until Ctrl-C. "
-                   "Expects a broker at KAFKA_BOOTSTRAP_SERVERS (`make run` starts one).")
-def run():
+@main.command(help="Run every service (gunicorn) and its worker on this machine until Ctrl-C or SIGTERM, "
+                   "restarting any part that exits. Expects a broker at KAFKA_BOOTSTRAP_SERVERS "
+                   "(`make run` starts one). All services by default.")
+@click.argument("services", nargs=-1, type=service_names)
+def run(services):
     import time
 
-    from shared.stack import Stack, ensure_credentials
+    from shared.stack import PortInUse, Stack, ensure_credentials
 
     def interrupt(*_):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
-    stack = Stack()
+    configure_logging("stack", "INFO")  # the supervisor's exits and restarts, as JSON on stderr
+    stack = Stack(services=_selected(services))
     credentials_file = ensure_credentials(stack.env)
-    click.echo(f"kafka: {stack.settings('enrollment').kafka_bootstrap_servers}; preparing databases and topics...")
-    stack.prepare()
     try:
+        stack.check_ports()  # before the migrations: a second `make run` fails in a moment, not after them
+        click.echo(f"kafka: {stack.settings('enrollment').kafka_bootstrap_servers}; preparing databases and topics...")
+        stack.prepare()
         stack.start()
+    except PortInUse as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("stopped.")
+        return
+    try:
         click.echo("\nlearnstream is running:")
         for name in stack.services:
             settings = stack.settings(name)
@@ -170,10 +183,10 @@ def run():
             click.echo(f"  xAPI LRS       {progress}/xapi  (client keys: learnstream lrs-credentials create --help)")
         if credentials_file:
             click.echo(f"  operator credentials (HTTP Basic key:secret) are in {credentials_file}")
-        click.echo("Ctrl-C stops everything.")
-        while (failure := stack.failed()) is None:
-            time.sleep(0.5)
-        raise click.ClickException(failure)
+        click.echo("A part that exits is restarted; Ctrl-C stops everything.")
+        while True:  # until Ctrl-C or SIGTERM: a part that exits is restarted, the rest keep serving
+            stack.supervise()
+            time.sleep(0.2)
     except KeyboardInterrupt:
         click.echo("stopping...")
     finally:
@@ -194,7 +207,7 @@ def lrs_credentials_create(name, scopes):
 
     settings = Settings.from_env("progress")
     db.migrate(settings.database_url, load("progress").migrations)
-    engine = db.create_engine(settings.database_url)
+    engine = db.create_engine(settings.database_url, timeouts=settings.database_timeouts)
     try:
         key, secret = lrs_auth.create(engine, name, list(scopes))
     except ValueError as exc:

@@ -54,6 +54,21 @@ def _credentials(raw: str) -> tuple[dict[str, str], dict[str, str]]:
 
 
 @dataclass(frozen=True)
+class DatabaseTimeouts:
+    """How long a database may take before a request gives up with a 503 (README,
+    configuration). Below gunicorn's 60 s worker timeout, so a request answers 503 before
+    gunicorn would kill its worker mid-answer."""
+
+    # Opening a PostgreSQL connection (libpq connect_timeout, whole seconds, at least 2).
+    connect_seconds: float = 5.0
+    # One PostgreSQL statement (statement_timeout), and unacknowledged data on its socket
+    # (tcp_user_timeout: a server gone without a word). 0: no limit (migrations).
+    statement_seconds: float = 30.0
+    # Waiting for SQLite's write lock (busy_timeout).
+    sqlite_busy_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class Settings:
     service: str
     database_url: str
@@ -65,6 +80,9 @@ class Settings:
     # With replication 3, 2: an acks=all write is on two brokers before it is acknowledged.
     topic_min_insync_replicas: int = 1
     port: int = 8000
+    # Where clients reach this service from outside (`<SERVICE>_PUBLIC_URL`): certification
+    # prints it on certificates and in their QR codes. Empty: this machine at `port`.
+    configured_public_url: str = ""
     # Operator credentials, "key:secret,key:secret"; none configured means nobody gets in.
     credentials: dict[str, str] = field(default_factory=dict, repr=False)
     operator_units: dict[str, str] = field(default_factory=dict)
@@ -80,6 +98,7 @@ class Settings:
     consumer_retry_max_seconds: float = 30.0
     timer_interval_seconds: float = 10.0
     log_level: str = "INFO"
+    database_timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
 
     @classmethod
     def from_env(cls, service: str, env=os.environ) -> Settings:
@@ -95,6 +114,7 @@ class Settings:
             topic_replication_factor=int(env.get("KAFKA_TOPIC_REPLICATION_FACTOR", "1")),
             topic_min_insync_replicas=int(env.get("KAFKA_TOPIC_MIN_INSYNC_REPLICAS", "1")),
             port=int(env.get(f"{service.upper()}_PORT", DEFAULT_PORTS[service])),
+            configured_public_url=env.get(f"{service.upper()}_PUBLIC_URL", ""),
             credentials=credentials,
             operator_units=operator_units,
             activity_base=env.get("LEARNSTREAM_ACTIVITY_BASE", "https://learnstream.dev/xapi/activities/"),
@@ -105,7 +125,18 @@ class Settings:
             consumer_retry_max_seconds=float(env.get("CONSUMER_RETRY_MAX_SECONDS", "30")),
             timer_interval_seconds=float(env.get("TIMER_INTERVAL_SECONDS", "10")),
             log_level=env.get("LOG_LEVEL", "INFO"),
+            database_timeouts=DatabaseTimeouts(
+                connect_seconds=float(env.get("DATABASE_CONNECT_TIMEOUT_SECONDS", "5")),
+                statement_seconds=float(env.get("DATABASE_STATEMENT_TIMEOUT_SECONDS", "30")),
+                sqlite_busy_seconds=float(env.get("SQLITE_BUSY_TIMEOUT_SECONDS", "30")),
+            ),
         )
+
+    @property
+    def public_url(self) -> str:
+        """Derived from the port unless set, so a service moved to another port does not
+        print links to the old one (certificates pointed at :8004 whatever the port)."""
+        return (self.configured_public_url or f"http://127.0.0.1:{self.port}").rstrip("/")
 
     def topic(self, producing_service: str) -> str:
         return f"{self.topic_prefix}learnstream.{producing_service}.v1"

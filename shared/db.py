@@ -7,6 +7,7 @@ alike; code that only works on one of them is a bug.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
@@ -17,11 +18,14 @@ from alembic.config import Config
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ProgrammingError
 
+from shared.config import DatabaseTimeouts
 from shared.sqlite_writers import QueuedWriterConnection
 
 log = logging.getLogger(__name__)
 
-SQLITE_BUSY_TIMEOUT_S = 30
+SQLITE_BUSY_TIMEOUT_S = DatabaseTimeouts.sqlite_busy_seconds
+# Schema changes may rewrite whole tables: no statement limit for them.
+UNBOUNDED = DatabaseTimeouts(statement_seconds=0)
 READ_ONLY = "learnstream_read_only"
 
 
@@ -54,23 +58,75 @@ def is_sqlite(engine_or_url) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, priority: bool = False, **kwargs) -> Engine:
+def create_engine(url: str, priority: bool = False, timeouts: DatabaseTimeouts = DatabaseTimeouts(),
+                  **kwargs) -> Engine:
     """`priority`: writes go ahead of the queue for SQLite's one write lock (the relay's,
-    which must keep up with everyone else's commits). No effect on PostgreSQL."""
+    which must keep up with everyone else's commits). No effect on PostgreSQL.
+
+    `timeouts` bound every wait on the database (connecting, a statement, SQLite's write
+    lock): a database that is down or stuck is an error (`unavailable`, a 503) in bounded
+    time, never a request that hangs until gunicorn kills its worker."""
     if is_sqlite(url):
-        return _sqlite_engine(url, priority, **kwargs)
+        return _sqlite_engine(url, priority, timeouts, **kwargs)
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
+    connect_args = {
+        "connect_timeout": max(2, round(timeouts.connect_seconds)),
+        # A server that vanished without closing the socket (host down, network cut)
+        # sends no RST: keepalives find an idle connection dead in ~25 s.
+        "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+    }
+    if timeouts.statement_seconds:
+        limit_ms = int(timeouts.statement_seconds * 1000)
+        connect_args["options"] = f"-c statement_timeout={limit_ms}"
+        connect_args["tcp_user_timeout"] = limit_ms  # ... and one waiting on an answer
+        # Waiting for a pooled connection is bounded the same way (sa.exc.TimeoutError).
+        kwargs.setdefault("pool_timeout", timeouts.statement_seconds)
+    kwargs["connect_args"] = {**connect_args, **kwargs.get("connect_args", {})}
     return sa.create_engine(url, **kwargs)
 
 
-def _sqlite_engine(url: str, priority: bool = False, **kwargs) -> Engine:
+# SQLite's errors that say "not now" (the write lock not had within the busy timeout, the
+# file unreachable), as opposed to a bug such as a missing table.
+_SQLITE_UNAVAILABLE = ("database is locked", "database table is locked", "unable to open database file",
+                       "disk i/o error")
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database cannot be reached or did not answer in time
+    (server down or restarting, connection lost, statement timeout, SQLite's lock not
+    had, no pooled connection free): worth a retry later (503), not a bug (500)."""
+    if isinstance(exc, sa.exc.TimeoutError):
+        return True
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if isinstance(exc.orig, sqlite3.Error):
+        return isinstance(exc.orig, sqlite3.OperationalError) and str(exc.orig).lower().startswith(
+            _SQLITE_UNAVAILABLE)
+    # psycopg: OperationalError is connection failures, administrator shutdown, query
+    # cancelled (statement_timeout), too many connections; InterfaceError a closed connection.
+    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError))
+
+
+def unavailable_reason(exc: BaseException) -> str:
+    """What went wrong, for logs: the driver's error class and SQLSTATE, never the
+    message (SQLAlchemy's carries the statement's parameters: learners' identifiers)."""
+    orig = getattr(exc, "orig", None) or exc
+    state = getattr(orig, "sqlstate", None)
+    return f"{type(orig).__name__}{f' {state}' if state else ''}"
+
+
+def _sqlite_engine(url: str, priority: bool = False, timeouts: DatabaseTimeouts = DatabaseTimeouts(),
+                   **kwargs) -> Engine:
     database = make_url(url).database
     lock_path = None
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
         lock_path = f"{database}-writer.lock"
-    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S,
+    busy_seconds = timeouts.sqlite_busy_seconds
+    engine = sa.create_engine(url, connect_args={"timeout": busy_seconds,
                                                  "factory": QueuedWriterConnection}, **kwargs)
 
     @sa.event.listens_for(engine, "connect")
@@ -80,7 +136,7 @@ def _sqlite_engine(url: str, priority: bool = False, **kwargs) -> Engine:
         dbapi_connection.lock_path = lock_path
         dbapi_connection.priority = priority
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_seconds * 1000)}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
@@ -158,7 +214,7 @@ def drop_database(url: str) -> None:
 def migrate(url: str, migrations_dir: Path) -> None:
     """Bring the database to the newest schema; run once before workers start."""
     ensure_database(url)
-    engine = create_engine(url)
+    engine = create_engine(url, timeouts=UNBOUNDED)
     try:
         config = Config()
         config.set_main_option("script_location", str(migrations_dir))

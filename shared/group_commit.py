@@ -10,7 +10,8 @@ InnoDB use for their logs).
 
 Failure stays per request: if a grouped transaction fails (one request's conflict, say),
 it is rolled back and every request in it is retried alone, so each gets its own
-answer and none is half-written.
+answer and none is half-written; a database that cannot be reached fails the whole
+group at once (each request then answers 503).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Generic, TypeVar
 from prometheus_client import Histogram
 from sqlalchemy.engine import Connection, Engine
 
+from shared import db
 from shared.blocking import run_blocking
 
 log = logging.getLogger(__name__)
@@ -116,7 +118,14 @@ class GroupCommitter(Generic[Job, Result]):
         try:
             with self.engine.begin() as conn:
                 results = self.write(conn, [p.job for p in group])
-        except Exception:
+        except Exception as exc:
+            if db.unavailable(exc):
+                # Not one request's fault: every one would fail alone too, each after its
+                # own timeout (a group of 64 waiting 64 connect timeouts in a row).
+                for pending in group:
+                    pending.error = exc
+                    pending.done.set()
+                return
             for pending in group:  # alone, so one request's failure is its own
                 self._commit_alone(pending)
             return

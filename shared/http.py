@@ -53,6 +53,10 @@ class Blueprint(smorest.Blueprint):
     ARGUMENTS_PARSER = _StrictQueryParser()
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
+# What a 503 for a database that cannot be reached asks clients to wait: about the time a
+# PostgreSQL restart or failover takes to accept connections again.
+RETRY_AFTER_SECONDS = 5
+DATABASE_UNAVAILABLE = "the database cannot be reached or did not answer in time; nothing was changed, retry later"
 
 REQUESTS = Counter("learnstream_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
 LATENCY = Histogram("learnstream_http_request_seconds", "HTTP request latency", ["service", "method", "route"],
@@ -147,8 +151,22 @@ def _install_error_handlers(app: Flask) -> None:
     def _unexpected(exc: Exception):
         if isinstance(exc, HTTPException):  # flask-smorest formats these already
             return exc
+        if database_unavailable(exc, request.url_rule.rule if request.url_rule else "unmatched"):
+            body = {"code": 503, "status": HTTP_STATUS_CODES[503], "message": DATABASE_UNAVAILABLE}
+            return jsonify(body), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return jsonify(code=500, status="Internal Server Error", message="internal error"), 500
+
+
+def database_unavailable(exc: BaseException, route: str) -> bool:
+    """Whether `exc` is a database that cannot be reached or answer in time (then the
+    request is a 503 with Retry-After, and its transaction was rolled back), logged as
+    such: the error's class, not its text (which carries the statement's parameters).
+    The one test for it, for the app's handler and the LRS's own error handling."""
+    if not db.unavailable(exc):
+        return False
+    log.warning("database unavailable", extra={"route": route, "reason": db.unavailable_reason(exc)})
+    return True
 
 
 def _refuse_undeclared_query(app: Flask, blueprint_names: set[str]) -> None:
@@ -314,8 +332,11 @@ def _install_probes(app: Flask, settings: Settings, engine: Engine, extra: dict[
     def readyz():
         checks = {"database": _database_ok(engine), "broker": bus.broker_reachable(settings)}
         checks.update({name: check() for name, check in extra.items()})
-        ready = all(checks.values())
-        return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
+        missing = [name for name, ok in checks.items() if not ok]
+        if not missing:
+            return jsonify(status="ready", checks=checks)
+        return jsonify(status="not ready", checks=checks, missing=missing,
+                       message=f"cannot reach: {', '.join(missing)}"), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 def _database_ok(engine: Engine) -> bool:
@@ -323,6 +344,6 @@ def _database_ok(engine: Engine) -> bool:
         with db.reading(engine) as conn:
             conn.execute(sa.text("SELECT 1"))
         return True
-    except Exception:
-        log.warning("database not reachable", exc_info=True)
+    except Exception as exc:
+        log.warning("database not reachable", extra={"reason": db.unavailable_reason(exc)})
         return False

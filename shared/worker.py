@@ -69,13 +69,14 @@ def run_worker(settings: Settings, spec: ServiceSpec, stop: threading.Event | No
     for signum in (signal.SIGTERM, signal.SIGINT):
         if threading.current_thread() is threading.main_thread():
             signal.signal(signum, lambda *_: stop.set())
-    engine = db.create_engine(settings.database_url)
+    engine = db.create_engine(settings.database_url, timeouts=settings.database_timeouts)
     topics_ready = threading.Event()
     threads = [threading.Thread(target=_create_topics, args=(settings, spec, stop, topics_ready), name="topics")]
     relay = None
     if spec.outbox is not None and "relay" in parts:
         # Its own engine: its writes jump SQLite's write queue (shared.db.create_engine).
-        relay = Relay(settings, db.create_engine(settings.database_url, priority=True), spec.outbox)
+        relay_engine = db.create_engine(settings.database_url, priority=True, timeouts=settings.database_timeouts)
+        relay = Relay(settings, relay_engine, spec.outbox)
         threads.append(threading.Thread(target=_after(topics_ready, stop, lambda: relay.run(stop)), name="relay"))
     if "projections" in parts:
         if spec.projection is not None:

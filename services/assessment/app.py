@@ -15,7 +15,7 @@ from shared.logs import configure_logging
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env("assessment")
     configure_logging(settings.service, settings.log_level)
-    engine = db.create_engine(settings.database_url)
+    engine = db.create_engine(settings.database_url, timeouts=settings.database_timeouts)
     app = create_service_app(
         settings, engine, title="learnstream assessment",
         description="Question banks, final tests, attempts and pass/fail results. Every step is published "

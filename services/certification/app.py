@@ -4,7 +4,6 @@ from __future__ import annotations
 from flask import Flask
 
 from services.certification import api, public
-from services.certification.config import public_url
 from services.certification.handlers import CertificationService
 from shared import db
 from shared.config import Settings
@@ -15,7 +14,7 @@ from shared.logs import configure_logging
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env("certification")
     configure_logging(settings.service, settings.log_level)
-    engine = db.create_engine(settings.database_url)
+    engine = db.create_engine(settings.database_url, timeouts=settings.database_timeouts)
     app = create_service_app(
         settings, engine, title="learnstream certification",
         description="Completion certificates: issued exactly once when a learner completes every required "
@@ -23,6 +22,6 @@ def create_app(settings: Settings | None = None) -> Flask:
                     "learnstream.certification.v1; revocation, re-issue, PDFs, exports and public verification.",
         blueprints=[api.blp, public.blp],
     )
-    app.config["CERTIFICATION_PUBLIC_URL"] = public_url()
+    app.config["CERTIFICATION_PUBLIC_URL"] = settings.public_url
     app.extensions["certification"] = CertificationService(settings, engine)
     return app

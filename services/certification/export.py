@@ -5,40 +5,24 @@ held in memory whole.
 """
 from __future__ import annotations
 
-import csv
 import io
 import zipfile
 from collections.abc import Iterable, Iterator
 
 from services.certification import pdf
+from shared.csv_export import csv_chunks
 
 CSV_COLUMNS = ("number", "status", "learner_name", "organisation", "programme_code", "programme_title",
                "cohort_name", "issued_on", "revoked_on", "verification_url", "registration")
 
 
-def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    # Spreadsheets run cells starting with these as formulas; names come from CSV imports.
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _csv_row(cert: dict) -> list[str]:
-    values = dict(cert, issued_on=cert["issued_at"].date().isoformat(),
-                  revoked_on=cert["revoked_at"].date().isoformat() if cert["revoked_at"] else None)
-    return [_cell(values.get(column)) for column in CSV_COLUMNS]
+def _csv_row(cert: dict) -> dict:
+    return dict(cert, issued_on=cert["issued_at"].date().isoformat(),
+                revoked_on=cert["revoked_at"].date().isoformat() if cert["revoked_at"] else None)
 
 
 def csv_lines(certs: Iterable[dict]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for cert in certs:
-        writer.writerow(_csv_row(cert))
-        if buffer.tell() > 64 * 1024:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+    return csv_chunks(CSV_COLUMNS, map(_csv_row, certs))
 
 
 class _Sink(io.RawIOBase):

@@ -2,7 +2,7 @@
 and only what a verifier needs (number, name, programme, date)."""
 from __future__ import annotations
 
-from flask import current_app, render_template
+from flask import current_app, jsonify, render_template, request
 from flask_smorest import Blueprint
 
 from services.certification import schemas as s
@@ -37,9 +37,20 @@ def verify_api(code):
     return found, status, _HEADERS
 
 
+_BOTH = {"text/html": {"schema": {"type": "string"}}, "application/json": {"schema": s.VerificationSchema}}
+
+
 @blp.route("/verify/<code>", methods=["GET"])
-@blp.doc(responses={"200": {"description": "HTML page", "content": {"text/html": {}}}})
+@blp.doc(responses={
+    "200": {"description": "The certificate's standing: an HTML page for a browser, JSON for "
+                           "`Accept: application/json`", "content": _BOTH},
+    "404": {"description": "unknown code (HTML or JSON, as for 200)", "content": _BOTH}})
 def verify_page(code):
-    """Verify a certificate (HTML page; the QR code on the certificate points here)"""
+    """Verify a certificate (the QR code on the certificate points here; HTML or JSON by Accept)"""
     found, status = _lookup(code)
-    return render_template("verify.html", result=found), status, {**_HEADERS, "Content-Type": "text/html"}
+    # The QR code's link is the one address a verifier has: a program asking for JSON gets
+    # JSON, found or not, and a browser (or anything not asking for JSON) the page.
+    headers = {**_HEADERS, "Vary": "Accept"}
+    if request.accept_mimetypes.best_match(("text/html", "application/json")) == "application/json":
+        return jsonify(s.VerificationSchema().dump(found)), status, headers
+    return render_template("verify.html", result=found), status, {**headers, "Content-Type": "text/html"}

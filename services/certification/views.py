@@ -5,7 +5,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from services.certification import tables as t
-from services.certification.config import verification_url
 from services.certification.domain import ACTIVE, REVOKED
 from shared import db
 from shared.errors import NotFound
@@ -18,7 +17,7 @@ def certificate_view(row, public_url: str) -> dict:
     for internal in ("actor", "programme_activity", "cohort_activity"):
         item.pop(internal, None)
     item["status"] = REVOKED if item["revoked_at"] else ACTIVE
-    item["verification_url"] = verification_url(public_url, item["verification_code"])
+    item["verification_url"] = f"{public_url}/verify/{item['verification_code']}"
     return item
 
 

@@ -16,7 +16,7 @@ def create_app(settings: Settings | None = None, clock=xapi.utc_now) -> Flask:
     """`clock` decides what is overdue; tests pass a controllable one."""
     settings = settings or Settings.from_env("progress")
     configure_logging(settings.service, settings.log_level)
-    engine = db.create_engine(settings.database_url)
+    engine = db.create_engine(settings.database_url, timeouts=settings.database_timeouts)
     app = create_service_app(
         settings, engine, title="learnstream progress",
         description="Learner and cohort progress, projected from the learnstream topics.",

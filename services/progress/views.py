@@ -6,8 +6,6 @@ An operator limited to one organisation unit sees only that unit's cohorts.
 """
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from datetime import date, datetime, timedelta
 
@@ -18,6 +16,7 @@ from services.progress import domain
 from services.progress import tables as t
 from services.progress.projections import ENROLLED, WITHDRAWN
 from shared import db
+from shared.csv_export import csv_text
 from shared.errors import NotFound
 
 _le = t.learner_enrolments
@@ -170,16 +169,15 @@ def learners_csv(engine: Engine, cohort_id: str, args: dict, now: datetime, unit
     cohort(engine, cohort_id, now, unit)
     with db.reading(engine) as conn:
         rows = conn.execute(_learner_query(cohort_id, args, now)).all()
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        item = learner_view(row, now)
-        item["state"] = _state(item)
-        for key in ("deadline", "last_activity_at"):
-            item[key] = item[key].isoformat().replace("+00:00", "Z") if item[key] else ""
-        writer.writerow(item)
-    return out.getvalue()
+    return csv_text(CSV_COLUMNS, (_csv_item(row, now) for row in rows))
+
+
+def _csv_item(row, now: datetime) -> dict:
+    item = learner_view(row, now)
+    item["state"] = _state(item)
+    for key in ("deadline", "last_activity_at"):
+        item[key] = item[key].isoformat().replace("+00:00", "Z") if item[key] else ""
+    return item
 
 
 def series(engine: Engine, cohort_id: str, now: datetime, unit: str | None) -> list[dict]:

@@ -14,22 +14,16 @@ import requests
 
 from services.progress.lrs import auth
 from shared import db, xapi
-from shared.stack import Stack
+from shared.stack import Stack, free_port
 from tests.support.flows import read_topic
 from tests.support.lrs import statement
 
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def deployed(deployment):
-    env = dict(deployment.env, PROGRESS_PORT=str(_free_port()), LOG_LEVEL="WARNING")
+    env = dict(deployment.env, PROGRESS_PORT=str(free_port()), LOG_LEVEL="WARNING")
     stack = Stack(env=env, services=("progress",))
     stack.prepare()
     engine = db.create_engine(stack.settings("progress").database_url)

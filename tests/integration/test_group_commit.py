@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -134,3 +135,27 @@ def _insert_after(engine, order):
     with engine.begin() as conn:
         conn.execute(probe.insert().values(id=3, writer=2))
     order.append("second wrote")
+
+
+def test_a_database_that_cannot_be_reached_fails_the_group_at_once():
+    """Retrying each job alone would take one connect timeout per job, in a row: a group of
+    64 behind a server that does not answer waited 64 timeouts before the last one answered."""
+    with socket.socket() as sock:  # a port nothing listens on: every connect is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    engine = db.create_engine(f"postgresql+psycopg://nobody:none@127.0.0.1:{port}/none")
+    attempts = []
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _count(*_):
+        attempts.append(1)
+        if len(attempts) == 1:
+            time.sleep(0.5)  # the first job's connect is slow: the others gather in one group
+
+    committer = GroupCommitter(engine, Recorder(), name="test")
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(committer.submit, (writer, [writer])) for writer in range(8)]
+        errors = [f.exception(timeout=30) for f in futures]
+    assert all(error is not None and db.unavailable(error) for error in errors), errors
+    assert len(attempts) <= 3, attempts  # the first job alone, then the group: not once more per job
+    engine.dispose()

@@ -167,8 +167,8 @@ def test_a_locked_sqlite_database_is_waited_out_and_nothing_is_dead_lettered(dep
 
 
 @pytest.fixture
-def private_pg(tmp_path):
-    server = PrivatePostgres(tmp_path / "pg")
+def private_pg():
+    server = PrivatePostgres()
     server.start()
     try:
         yield server

@@ -4,18 +4,13 @@ answers; else a local Apache Kafka (deploy/kafka) that the test session starts i
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from pathlib import Path
 
+from shared.stack import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = REPO / "deploy" / "kafka" / "kafka.sh"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LocalBroker:

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
-from tests.support.brokers import REPO, free_port
+from shared.stack import free_port
+from tests.support.brokers import REPO
 
 PG_SCRIPT = REPO / "deploy" / "postgres" / "pg.sh"
 
 
 class PrivatePostgres:
-    def __init__(self, data_dir: Path):
-        self.data_dir = data_dir
+    def __init__(self, data_dir: Path | None = None):
+        # Not under pytest's tmp_path by default: pytest deletes all but the newest three
+        # session directories, and a session starting meanwhile (the machine is shared)
+        # would delete a running server's data directory, leaving a server pg.sh cannot stop.
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="learnstream-pg-")) / "pg"
         self.port = free_port()
         self.url = ""
 

@@ -29,7 +29,13 @@ from services.progress.lrs.documents import Scope
 from services.progress.lrs.validation import V1, V2, Invalid
 from shared import db, xapi
 from shared.group_commit import GroupCommitter
-from shared.http import observe_request, whole_body
+from shared.http import (
+    DATABASE_UNAVAILABLE,
+    RETRY_AFTER_SECONDS,
+    database_unavailable,
+    observe_request,
+    whole_body,
+)
 
 log = logging.getLogger(__name__)
 
@@ -236,11 +242,14 @@ def _answer(environ: dict, handler, *, needs_auth: bool = True, needs_version: b
         response = _error(412, str(exc))
     except documents.PreconditionRequired as exc:
         response = _error(409, str(exc))
-    except Exception:
-        # xAPI clients get an answer, never a stack trace; the log has the details.
-        log.exception("LRS request failed", extra={"path": environ.get("PATH_INFO"),
-                                                   "method": environ["REQUEST_METHOD"]})
-        response = _error(500, "internal error")
+    except Exception as exc:
+        if database_unavailable(exc, environ.get("PATH_INFO", "")):
+            response = _error(503, DATABASE_UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        else:
+            # xAPI clients get an answer, never a stack trace; the log has the details.
+            log.exception("LRS request failed", extra={"path": environ.get("PATH_INFO"),
+                                                       "method": environ["REQUEST_METHOD"]})
+            response = _error(500, "internal error")
     response.headers.update(CORS_HEADERS)
     if environ.get("PATH_INFO", "").endswith("/statements") and \
             "X-Experience-API-Consistent-Through" not in response.headers:

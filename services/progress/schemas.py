@@ -82,12 +82,19 @@ class CohortListArgs(PageArgs):
     wave = WholeNumber(validate=validate.Range(min=1, max=MAX_DB_INT))
 
 
-class LearnerListArgs(PageArgs):
+class LearnerFilterArgs(Schema):
+    """What selects and orders a cohort's learners: the JSON list pages them, the CSV
+    export does not (it is every learner, for an agency to act on)."""
+
     state = fields.Str(validate=validate.OneOf(STATES))
     organisation = fields.Str()
     q = fields.Str(validate=validate.Length(max=200), metadata={"description": "part of the learner's name"})
     sort = fields.Str(load_default="name", validate=validate.OneOf(list(SORTS)))
     order = fields.Str(load_default="asc", validate=validate.OneOf(["asc", "desc"]))
+
+
+class LearnerListArgs(LearnerFilterArgs, PageArgs):
+    pass
 
 
 class RollupArgs(Schema):

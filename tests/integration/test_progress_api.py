@@ -152,3 +152,12 @@ def test_the_dashboard_pages_take_their_scripts_query_but_the_api_refuses_one_it
     assert client.get("/dashboard?utm_source=mail", headers=AUTH).status_code == 200
     refused = client.get(f"/cohorts/{NORTH}/series?refresh=500", headers=AUTH)
     assert refused.status_code == 422 and refused.json["errors"]["query"] == {"refresh": ["Unknown field."]}
+
+
+def test_the_csv_export_is_declared_and_served_without_paging(world):
+    client, _, _ = world
+    operation = client.get("/openapi.json").json["paths"]["/cohorts/{cohort_id}/learners.csv"]["get"]
+    names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+    assert names == {"state", "organisation", "q", "sort", "order"}
+    paged = client.get(f"/cohorts/{NORTH}/learners.csv?page=2&page_size=1", headers=AUTH)
+    assert paged.status_code == 422 and set(paged.json["errors"]["query"]) == {"page", "page_size"}

@@ -7,12 +7,12 @@ from shared.schemas import MAX_DB_INT, PageArgs, Timestamp, WholeNumber, page_of
 
 class CountsSchema(Schema):
     enrolled = fields.Int(metadata={"description": "learners with an active enrolment"})
-    withdrawn = fields.Int()
+    withdrawn = fields.Int(metadata={"description": "withdrawn learners, who count in no other figure"})
     started = fields.Int(metadata={"description": "active learners with any activity"})
     modules_completed = fields.Int(metadata={"description": "active learners who completed every required module"})
     passed = fields.Int()
     failed = fields.Int(metadata={"description": "failed the final test and not (yet) passed"})
-    certified = fields.Int()
+    certified = fields.Int(metadata={"description": "active learners holding a valid certificate"})
     overdue = fields.Int(metadata={"description": "past the deadline without finishing (decided by the clock)"})
     rates = fields.Dict(keys=fields.Str(), values=fields.Float(),
                         metadata={"description": "each count divided by enrolled"})

@@ -11,7 +11,7 @@ class CountsSchema(Schema):
     started = fields.Int(metadata={"description": "active learners with any activity"})
     modules_completed = fields.Int(metadata={"description": "active learners who completed every required module"})
     passed = fields.Int()
-    failed = fields.Int(metadata={"description": "failed the final test and not (yet) passed"})
+    failed = fields.Int(metadata={"description": "out of final-test attempts without a pass (docs/events.md)"})
     certified = fields.Int(metadata={"description": "active learners holding a valid certificate"})
     overdue = fields.Int(metadata={"description": "past the deadline without finishing (decided by the clock)"})
     rates = fields.Dict(keys=fields.Str(), values=fields.Float(),
@@ -56,8 +56,9 @@ class LearnerProgressSchema(Schema):
     first_activity_at = Timestamp()
     last_activity_at = Timestamp()
     time_spent_seconds = fields.Float()
-    final_test_status = fields.Str()
-    final_test_attempts = fields.Int()
+    final_test_status = fields.Str(metadata={"description": "not_attempted, in_progress (an attempt open, or "
+                                                            "attempts left), passed or failed (out of attempts)"})
+    final_test_attempts = fields.Int(metadata={"description": "attempts started, submitted or not"})
     final_test_best_score = fields.Float(allow_none=True)
     final_test_decided_at = Timestamp()
     finished_at = Timestamp()

@@ -30,7 +30,7 @@ def producer(settings: Settings, **overrides) -> KafkaProducer:
         delivery_timeout_ms=30_000,
         request_timeout_ms=10_000,
         max_block_ms=5_000,
-        compression_type="lz4",  # triples kafka-python's throughput (PERFORMANCE.md)
+        compression_type="lz4",  # triples kafka-python's throughput (docs/performance.md)
         linger_ms=5,
         batch_size=64 * 1024,
     )

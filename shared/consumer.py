@@ -1,4 +1,4 @@
-"""Projections: consume topics into read models (ARCHITECTURE.md, Reading).
+"""Projections: consume topics into read models (docs/architecture.md, Reading).
 
 A polled batch, the read-model changes it causes, the statement ids it processed and the
 next offsets all commit in one database transaction; Kafka's committed offsets follow

@@ -1,6 +1,6 @@
 """gunicorn settings shared by every learnstream service (`learnstream run` passes -c this file).
 
-Sync workers by default: PERFORMANCE.md measured them steadier than gthread under
+Sync workers by default: docs/performance.md (Ceilings) measured them steadier than gthread under
 keep-alive load on 2 cores. A service may ask for another class (ServiceSpec.
 web_worker_class: the progress service, with the LRS, runs gevent); the Stack passes it
 as --worker-class. GUNICORN_WORKER_CLASS / WEB_CONCURRENCY override, after measuring.

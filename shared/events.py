@@ -1,6 +1,6 @@
 """Events on the bus: an xAPI statement plus the routing facts Kafka carries beside it.
 
-Headers carry the source service, the event type and the schema version (ARCHITECTURE.md,
+Headers carry the source service, the event type and the schema version (docs/architecture.md,
 Events), so a consumer can route or filter a record without parsing its body.
 """
 from __future__ import annotations

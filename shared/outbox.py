@@ -1,4 +1,4 @@
-"""The transactional outbox (ARCHITECTURE.md, Writing).
+"""The transactional outbox (docs/architecture.md, Writing).
 
 A command appends its statements to the `outbox` table in the same transaction as its
 state change; the relay (shared.relay) publishes them afterwards. So a committed write

@@ -1,4 +1,4 @@
-"""xAPI 1.0.3 statements: the one event format on the bus (ARCHITECTURE.md, Events).
+"""xAPI 1.0.3 statements: the one event format on the bus (docs/architecture.md, Events).
 
 Building, encoding and parsing statements lives here so that every producer writes the
 same shape and every consumer reads it with the same parser. Pure Python: no Flask,

@@ -1,5 +1,5 @@
 """Assessment commands: validate, apply the rule, and in ONE transaction write the new
-state and its statements to the outbox (ARCHITECTURE.md, Writing)."""
+state and its statements to the outbox (docs/architecture.md, Writing)."""
 from __future__ import annotations
 
 import csv
@@ -179,7 +179,9 @@ class AssessmentService:
             if strict:
                 raise Conflict(f"attempt {attempt.id} was already submitted or closed")
             return False
-        self._publish(conn, statements.attempt_finished(attempt, enrolment))
+        test_row = repo.final_test_row(conn, attempt.programme_id)  # the rule the read model applies
+        self._publish(conn, statements.attempt_finished(attempt, enrolment,
+                                                        test_row.max_attempts if test_row else None))
         return True
 
 

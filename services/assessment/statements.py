@@ -58,14 +58,17 @@ def _duration(attempt: Attempt) -> str:
     return f"PT{max(seconds, 0):.3f}S"
 
 
-def attempt_finished(attempt: Attempt, enrolment) -> list[Event]:
-    """Scored, then passed or failed, both stamped when the attempt finished."""
+def attempt_finished(attempt: Attempt, enrolment, attempts_allowed: int | None = None) -> list[Event]:
+    """Scored, then passed or failed, both stamped when the attempt finished. The result
+    says how many attempts are used and allowed, so every reader tells a failure with
+    attempts left from a learner out of attempts (who alone has failed) the same way."""
     score = attempt.score
     result = {
         "score": {"scaled": score.scaled, "raw": score.raw, "min": 0, "max": score.max},
         "completion": True, "duration": _duration(attempt),
         "extensions": {xapi.EXT_ATTEMPT: {"number": attempt.number, "status": attempt.status,
-                                          "pass_mark": attempt.pass_mark}},
+                                          "pass_mark": attempt.pass_mark, "attempts_used": attempt.number,
+                                          "attempts_allowed": attempts_allowed}},
     }
     verdict = xapi.PASSED if attempt.success else xapi.FAILED
     return [

@@ -104,8 +104,9 @@ def export_zip(args, cohort_id):
 @blp.arguments(s.StandingListArgs, location="query")
 @blp.response(200, s.StandingPageSchema)
 def list_standings(args):
-    """Each enrolment's standing under the rule: qualified, in_progress, late or withdrawn"""
-    return views.standings(_engine(), args)
+    """Each enrolment's standing under the rule: qualified, in_progress, late (past the deadline and
+    grace without qualifying, decided by the clock) or withdrawn"""
+    return views.standings(_engine(), args, _service().clock())
 
 
 @blp.route("/programmes/<programme_id>/rules", methods=["GET"])

@@ -18,7 +18,10 @@ PASSED = "passed"        # the final test (or a module whose player reports pass
 # A learner's standing in a programme.
 QUALIFIED = "qualified"
 IN_PROGRESS = "in_progress"
-LATE = "late"            # something required was only achieved after the deadline (and grace)
+# Not qualified by the deadline (and grace). `decide` says so when a requirement was only
+# achieved after it; the read side also says so of a learner still in progress once the
+# clock has passed it (views.standings), since no statement ever arrives to say it.
+LATE = "late"
 WITHDRAWN = "withdrawn"  # withdrawn before qualifying
 STANDINGS = (QUALIFIED, IN_PROGRESS, LATE, WITHDRAWN)
 

@@ -1,6 +1,6 @@
 """Certification commands: issuing (when the rule holds, inside the projection's batch
 transaction), revoking and re-issuing (operators), and the issuance rules. Each writes
-its state and its statements to the outbox in ONE transaction (ARCHITECTURE.md, Writing).
+its state and its statements to the outbox in ONE transaction (docs/architecture.md, Writing).
 """
 from __future__ import annotations
 

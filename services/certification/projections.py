@@ -26,7 +26,7 @@ from shared.config import Settings
 from shared.consumer import Projection
 from shared.events import EventType
 
-# What an LMS or player says when a module is done (ARCHITECTURE.md, The LRS).
+# What an LMS or player says when a module is done (docs/events.md, Certification).
 MODULE_VERBS = {xapi.COMPLETED.id: COMPLETED, xapi.SATISFIED.id: COMPLETED, xapi.PASSED.id: PASSED}
 
 

@@ -1,11 +1,13 @@
 """The read side of certification's API: listings, search, exports and verification."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from services.certification import tables as t
-from services.certification.domain import ACTIVE, REVOKED
+from services.certification.domain import ACTIVE, IN_PROGRESS, LATE, REVOKED
 from shared import db
 from shared.errors import NotFound
 
@@ -91,13 +93,25 @@ def verification(engine: Engine, code: str) -> dict:
     return found
 
 
-def standings(engine: Engine, args: dict) -> dict:
-    e = t.learner_enrolments
-    query = sa.select(e)
-    for name in ("programme_id", "cohort_id", "standing"):
-        if args.get(name) is not None:
-            query = query.where(e.c[name] == args[name])
+def standings(engine: Engine, args: dict, now: datetime) -> dict:
+    """Each enrolment's standing now. The rule's decision (domain.decide) comes from the
+    facts alone; the clock adds what no statement can say: a learner still in progress
+    once the deadline plus the programme's grace has passed is late, as progress decides
+    overdue at query time. One SQL expression lists, filters and counts by it."""
+    e, r = t.learner_enrolments, t.programme_rules
     with db.reading(engine) as conn:
+        graces = sorted({0, *conn.scalars(sa.select(r.c.grace_days).distinct())})
+        # deadline + grace < now, written per grace value so that it is plain SQL everywhere.
+        past = sa.or_(*[(sa.func.coalesce(r.c.grace_days, 0) == grace) & (e.c.deadline < now - timedelta(days=grace))
+                        for grace in graces])
+        standing = sa.case(((e.c.standing == IN_PROGRESS) & past, LATE), else_=e.c.standing)
+        query = (sa.select(*[c for c in e.c if c.name != "standing"], standing.label("standing"))
+                 .select_from(e.outerjoin(r, r.c.programme_id == e.c.programme_id)))
+        for name in ("programme_id", "cohort_id"):
+            if args.get(name) is not None:
+                query = query.where(e.c[name] == args[name])
+        if args.get("standing") is not None:
+            query = query.where(standing == args["standing"])
         return db.paged(conn, query.order_by(e.c.registration), args)
 
 

@@ -88,7 +88,7 @@ class Enrolment:
 
 
 def deadline_for(programme: Programme, cohort: Cohort) -> datetime:
-    """The window runs from the day accounts are issued (ARCHITECTURE.md, The job)."""
+    """The window runs from the day accounts are issued (docs/architecture.md, The job)."""
     return cohort.accounts_issued_at + timedelta(days=programme.window_days)
 
 

@@ -1,5 +1,5 @@
 """Enrollment commands: validate, apply the rule, and in ONE transaction write the new
-state and its statements to the outbox (ARCHITECTURE.md, Writing)."""
+state and its statements to the outbox (docs/architecture.md, Writing)."""
 from __future__ import annotations
 
 import csv

@@ -71,7 +71,7 @@ def list_learners(args, cohort_id):
 @blp.route("/cohorts/<cohort_id>/learners.csv", methods=["GET"])
 @blp.doc(security=SECURITY, responses={"200": {"description": "CSV, one row per learner",
                                                "content": {"text/csv": {"schema": {"type": "string"}}}}})
-@blp.arguments(s.LearnerListArgs, location="query")
+@blp.arguments(s.LearnerFilterArgs, location="query")
 def export_learners(args, cohort_id):
     """A cohort's learner list as CSV (same filters as the JSON list, without paging)"""
     body = views.learners_csv(_engine(), cohort_id, args, _now(), _unit())

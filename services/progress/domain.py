@@ -6,15 +6,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from shared import xapi
 
 # A module counts as done on any of these (a player may report passed/satisfied instead).
 COMPLETION_VERBS = frozenset({xapi.COMPLETED.id, xapi.PASSED.id, xapi.SATISFIED.id})
-
-NOT_ATTEMPTED = "not_attempted"
-PASSED = "passed"
-FAILED = "failed"
 
 _DURATION = re.compile(
     r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?"
@@ -53,12 +50,29 @@ def merge_activity(old: Activity | None, new: Activity) -> Activity:
                     min(completions) if completions else None, old.seconds + new.seconds)
 
 
+NOT_ATTEMPTED = "not_attempted"
+IN_PROGRESS = "in_progress"  # an attempt open, or every attempt so far failed with attempts left
+PASSED = "passed"
+FAILED = "failed"            # out of attempts without a pass: the one meaning of "failed"
+
+
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # NOT_ATTEMPTED, PASSED or FAILED
+    status: str  # NOT_ATTEMPTED, IN_PROGRESS, PASSED or FAILED
     attempts: int = 0
     best_score: float | None = None
     decided_at: datetime | None = None
+
+
+class Outcome(NamedTuple):
+    """A final-test result: a verdict statement of the assessment service or an LMS's."""
+
+    success: bool
+    score: float | None
+    at: datetime
+    attempt: str | None = None  # the assessment's attempt id; an LMS's result is an attempt of its own
+    used: int | None = None     # attempts used and allowed, as the result statement says
+    allowed: int | None = None  # (absent from an LMS's and from older assessment statements)
 
 
 @dataclass(frozen=True)
@@ -103,17 +117,31 @@ def summarise(required_modules: list[str], final_test: str, activities: dict[str
     )
 
 
-def merge_verdicts(outcomes: list[tuple[bool, float | None, datetime]]) -> Verdict:
-    """Final-test attempts (success, scaled score, when) in any order: passed once any
-    attempt passed (decided at the first pass), else failed at the latest failure."""
-    if not outcomes:
+def merge_verdicts(outcomes: list[Outcome | tuple], started: set[str] | frozenset[str] = frozenset()) -> Verdict:
+    """Final-test attempts in any order: the results (success, scaled score, when, ...) and
+    the ids of attempts the assessment service opened (`started`). An attempt counts from
+    its start, as assessment counts it. Passed once any attempt passed (decided at the
+    first pass). Failed only when out of attempts: the latest result that says how many
+    are allowed decides; a result that never says (an LMS's, an older statement) is final
+    as it always was. Otherwise, with an attempt open or attempts left, in progress."""
+    outcomes = [Outcome(*o) for o in outcomes]
+    finished = {o.attempt for o in outcomes if o.attempt}
+    attempts = len(set(started) | finished) + sum(1 for o in outcomes if not o.attempt)
+    if not attempts:
         return Verdict(NOT_ATTEMPTED)
-    scores = [score for _, score, _ in outcomes if score is not None]
+    scores = [o.score for o in outcomes if o.score is not None]
     best = max(scores) if scores else None
-    passes = [when for success, _, when in outcomes if success]
+    passes = [o.at for o in outcomes if o.success]
     if passes:
-        return Verdict(PASSED, len(outcomes), best, min(passes))
-    return Verdict(FAILED, len(outcomes), best, max(when for _, _, when in outcomes))
+        return Verdict(PASSED, attempts, best, min(passes))
+    if set(started) - finished:
+        return Verdict(IN_PROGRESS, attempts, best)
+    told = [o for o in outcomes if o.allowed is not None]
+    if told:
+        latest = max(told, key=lambda o: o.at)
+        if max(attempts, latest.used or 0) < latest.allowed:
+            return Verdict(IN_PROGRESS, attempts, best)
+    return Verdict(FAILED, attempts, best, max(o.at for o in outcomes))
 
 
 def is_overdue(status: str, deadline: datetime | None, finished_at: datetime | None, now: datetime) -> bool:

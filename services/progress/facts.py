@@ -10,7 +10,6 @@ counting whenever its void arrives.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -36,7 +35,7 @@ def record_voids(conn: Connection, statements: list[dict]) -> set[str]:
         return set()
     db.insert_ignoring_duplicates(conn, t.voided_statements, [{"statement_id": i} for i in ids], ["statement_id"])
     touched: set[str] = set()
-    for table in (t.learner_statements, t.final_test_outcomes):
+    for table in (t.learner_statements, t.final_test_outcomes, t.final_test_attempts):
         for chunk in db.chunks(ids):
             touched.update(conn.scalars(sa.select(table.c.learner_key).where(table.c.statement_id.in_(chunk))))
             conn.execute(table.delete().where(table.c.statement_id.in_(chunk)))
@@ -58,17 +57,44 @@ def record_activity(conn: Connection, statements: list[dict]) -> set[str]:
     return _insert_facts(conn, t.learner_statements, rows)
 
 
+def _attempt_id(stmt: dict) -> str | None:
+    """The assessment service's attempt id (context extension); an LMS's statements have none."""
+    details = xapi.context_extensions(stmt).get(xapi.EXT_ATTEMPT)
+    found = details.get("id") if isinstance(details, dict) else None
+    # Ours are UUIDs; anything else an LMS may have put there is no attempt of ours.
+    return found if isinstance(found, str) and 0 < len(found) <= 36 else None
+
+
+def _count(details: dict, name: str) -> int | None:
+    value = details.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def record_attempts(conn: Connection, statements: list[dict]) -> set[str]:
+    """Keep every final-test attempt the assessment service tells of, from its start: an
+    attempt opened and not yet submitted is an attempt, as assessment counts it."""
+    rows = [{"statement_id": stmt["id"].lower(), "learner_key": xapi.learner_key(stmt["actor"]),
+             "activity_id": xapi.object_id(stmt), "attempt_id": attempt_id, "at": xapi.moment(stmt)}
+            for stmt in statements if (attempt_id := _attempt_id(stmt)) and xapi.object_id(stmt)]
+    return _insert_facts(conn, t.final_test_attempts, rows)
+
+
 def record_outcomes(conn: Connection, statements: list[dict]) -> set[str]:
     """Keep every statement that reports success or failure: final-test verdicts come from
-    the assessment service and from external LMSs alike (issue 4)."""
+    the assessment service and from external LMSs alike (issue 4). The assessment's say
+    which attempt they decide and how many are used and allowed (result extension)."""
     rows = []
     for stmt in statements:
         result = stmt.get("result") or {}
         if result.get("success") is None or not xapi.object_id(stmt):
             continue
+        told = (result.get("extensions") or {}).get(xapi.EXT_ATTEMPT)
+        told = told if isinstance(told, dict) else {}
         rows.append({"statement_id": stmt["id"].lower(), "learner_key": xapi.learner_key(stmt["actor"]),
                      "activity_id": xapi.object_id(stmt), "success": bool(result["success"]),
-                     "score": (result.get("score") or {}).get("scaled"), "at": xapi.moment(stmt)})
+                     "score": (result.get("score") or {}).get("scaled"), "at": xapi.moment(stmt),
+                     "attempt_id": _attempt_id(stmt), "attempts_used": _count(told, "attempts_used"),
+                     "attempts_allowed": _count(told, "attempts_allowed")})
     return _insert_facts(conn, t.final_test_outcomes, rows)
 
 
@@ -117,7 +143,7 @@ def learners_with_facts(conn: Connection, learner_keys: set[str]) -> set[str]:
     """Those of these learners that have any fact to summarise."""
     found: set[str] = set()
     keys = sorted(learner_keys)
-    for table in (t.learner_statements, t.final_test_outcomes, t.learner_certificates):
+    for table in (t.learner_statements, t.final_test_outcomes, t.final_test_attempts, t.learner_certificates):
         for chunk in db.chunks(keys):
             found.update(conn.scalars(sa.select(table.c.learner_key).where(table.c.learner_key.in_(chunk)).distinct()))
     return found
@@ -146,9 +172,15 @@ def refresh_learners(conn: Connection, learner_keys: set[str]) -> None:
             [{"learner_key": k, "day": d} for k, d in {(r.learner_key, r.at.date()) for r in statement_rows}],
             ["learner_key", "day"])
         activities = _activities(statement_rows)
-        outcomes: dict[tuple[str, str], list[tuple[bool, float | None, datetime]]] = defaultdict(list)
+        outcomes: dict[tuple[str, str], list[domain.Outcome]] = defaultdict(list)
         for row in conn.execute(sa.select(t.final_test_outcomes).where(t.final_test_outcomes.c.learner_key.in_(chunk))):
-            outcomes[(row.learner_key, row.activity_id)].append((row.success, row.score, row.at))
+            outcomes[(row.learner_key, row.activity_id)].append(domain.Outcome(
+                row.success, row.score, row.at, row.attempt_id, row.attempts_used, row.attempts_allowed))
+        started: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for row in conn.execute(sa.select(t.final_test_attempts.c.learner_key, t.final_test_attempts.c.activity_id,
+                                          t.final_test_attempts.c.attempt_id)
+                                .where(t.final_test_attempts.c.learner_key.in_(chunk))):
+            started[(row.learner_key, row.activity_id)].add(row.attempt_id)
         certificates = {(row.learner_key, row.programme_id): row for row in conn.execute(
             sa.select(t.learner_certificates).where(t.learner_certificates.c.learner_key.in_(chunk)))}
         updates = []
@@ -156,7 +188,8 @@ def refresh_learners(conn: Connection, learner_keys: set[str]) -> None:
             programme = programmes.get(enrolment.programme_id)
             if programme is None:
                 continue
-            verdict = domain.merge_verdicts(outcomes.get((enrolment.learner_key, programme.final_test), []))
+            key = (enrolment.learner_key, programme.final_test)
+            verdict = domain.merge_verdicts(outcomes.get(key, []), started.get(key, set()))
             progress = domain.summarise(list(programme.required_modules), programme.final_test,
                                         activities.get(enrolment.learner_key, {}), verdict)
             certificate = certificates.get((enrolment.learner_key, enrolment.programme_id))

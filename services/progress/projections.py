@@ -82,7 +82,7 @@ def on_learning_activity(conn: Connection, statements: list[dict]) -> None:
     """A player's or LMS's statement (via the LRS), or a final-test step: activity, and a
     verdict where the statement reports success."""
     touched = (facts.record_voids(conn, statements) | facts.record_activity(conn, statements)
-               | facts.record_outcomes(conn, statements))
+               | facts.record_attempts(conn, statements) | facts.record_outcomes(conn, statements))
     facts.refresh_learners(conn, touched)
 
 
@@ -110,7 +110,7 @@ HANDLERS = {
 }
 
 READ_MODELS = [t.programmes, t.cohorts, t.learner_enrolments, t.learner_statements, t.voided_statements,
-               t.learner_activity_days, t.final_test_outcomes, t.learner_certificates]
+               t.learner_activity_days, t.final_test_outcomes, t.final_test_attempts, t.learner_certificates]
 
 
 def projection(settings: Settings) -> Projection:

@@ -7,12 +7,12 @@ from shared.schemas import MAX_DB_INT, PageArgs, Timestamp, WholeNumber, page_of
 
 class CountsSchema(Schema):
     enrolled = fields.Int(metadata={"description": "learners with an active enrolment"})
-    withdrawn = fields.Int()
+    withdrawn = fields.Int(metadata={"description": "withdrawn learners, who count in no other figure"})
     started = fields.Int(metadata={"description": "active learners with any activity"})
     modules_completed = fields.Int(metadata={"description": "active learners who completed every required module"})
     passed = fields.Int()
-    failed = fields.Int(metadata={"description": "failed the final test and not (yet) passed"})
-    certified = fields.Int()
+    failed = fields.Int(metadata={"description": "out of final-test attempts without a pass (docs/events.md)"})
+    certified = fields.Int(metadata={"description": "active learners holding a valid certificate"})
     overdue = fields.Int(metadata={"description": "past the deadline without finishing (decided by the clock)"})
     rates = fields.Dict(keys=fields.Str(), values=fields.Float(),
                         metadata={"description": "each count divided by enrolled"})
@@ -56,8 +56,9 @@ class LearnerProgressSchema(Schema):
     first_activity_at = Timestamp()
     last_activity_at = Timestamp()
     time_spent_seconds = fields.Float()
-    final_test_status = fields.Str()
-    final_test_attempts = fields.Int()
+    final_test_status = fields.Str(metadata={"description": "not_attempted, in_progress (an attempt open, or "
+                                                            "attempts left), passed or failed (out of attempts)"})
+    final_test_attempts = fields.Int(metadata={"description": "attempts started, submitted or not"})
     final_test_best_score = fields.Float(allow_none=True)
     final_test_decided_at = Timestamp()
     finished_at = Timestamp()
@@ -82,12 +83,19 @@ class CohortListArgs(PageArgs):
     wave = WholeNumber(validate=validate.Range(min=1, max=MAX_DB_INT))
 
 
-class LearnerListArgs(PageArgs):
+class LearnerFilterArgs(Schema):
+    """What selects and orders a cohort's learners: the JSON list pages them, the CSV
+    export does not (it is every learner, for an agency to act on)."""
+
     state = fields.Str(validate=validate.OneOf(STATES))
     organisation = fields.Str()
     q = fields.Str(validate=validate.Length(max=200), metadata={"description": "part of the learner's name"})
     sort = fields.Str(load_default="name", validate=validate.OneOf(list(SORTS)))
     order = fields.Str(load_default="asc", validate=validate.OneOf(["asc", "desc"]))
+
+
+class LearnerListArgs(LearnerFilterArgs, PageArgs):
+    pass
 
 
 class RollupArgs(Schema):

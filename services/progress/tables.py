@@ -97,7 +97,24 @@ final_test_outcomes = sa.Table(
     sa.Column("success", sa.Boolean, nullable=False),
     sa.Column("score", sa.Float, nullable=True),
     sa.Column("at", UtcDateTime(), nullable=False),
+    # Which of the assessment's attempts this decides, and how many were used and allowed
+    # then (null in an LMS's result and in older statements).
+    sa.Column("attempt_id", sa.String(36), nullable=True),
+    sa.Column("attempts_used", sa.Integer, nullable=True),
+    sa.Column("attempts_allowed", sa.Integer, nullable=True),
     sa.Index("ix_final_test_outcomes_learner", "learner_key", "activity_id"),
+)
+
+# Every statement of the assessment service naming an attempt, from the attempt's start:
+# an attempt counts once opened, whether or not it was ever submitted.
+final_test_attempts = sa.Table(
+    "final_test_attempts", metadata,
+    sa.Column("statement_id", sa.String(36), primary_key=True),
+    sa.Column("learner_key", sa.String(64), nullable=False),
+    sa.Column("activity_id", sa.String(500), nullable=False),
+    sa.Column("attempt_id", sa.String(36), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Index("ix_final_test_attempts_learner", "learner_key", "activity_id"),
 )
 
 learner_certificates = sa.Table(

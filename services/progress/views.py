@@ -34,8 +34,13 @@ SORTS = {
 }
 
 
+# A withdrawn learner counts as withdrawn and nowhere else: every other figure (counts,
+# rates, states, the series) is about the learners still enrolled (README, progress).
+_ACTIVE = _le.c.status == ENROLLED
+
+
 def _conditions(now: datetime) -> dict[str, sa.ColumnElement]:
-    active = _le.c.status == ENROLLED
+    active = _ACTIVE
     return {
         "enrolled": active,
         "withdrawn": _le.c.status == WITHDRAWN,
@@ -45,7 +50,7 @@ def _conditions(now: datetime) -> dict[str, sa.ColumnElement]:
         "modules_completed": active & _le.c.modules_completed_at.is_not(None),
         "passed": active & (_le.c.final_test_status == domain.PASSED),
         "failed": active & (_le.c.final_test_status == domain.FAILED),
-        "certified": _le.c.certificate_status == "valid",
+        "certified": active & (_le.c.certificate_status == "valid"),
         # Mirrors domain.is_overdue, which decides the same per row.
         "overdue": active & (_le.c.deadline < now) & _le.c.finished_at.is_(None),
     }
@@ -181,24 +186,28 @@ def _csv_item(row, now: datetime) -> dict:
 
 
 def series(engine: Engine, cohort_id: str, now: datetime, unit: str | None) -> list[dict]:
-    """Per day from the cohort's first enrolment to the later of its deadline and today:
-    enrolled, active (learners with any activity that day), completed (all modules),
-    certified."""
-    cohort(engine, cohort_id, now, unit)
+    """Per day over the cohort's window, from the accounts' issue to the later of its
+    deadline and today (and of any fact after both): enrolled, active (learners with any
+    activity that day), completed (all modules), certified. Learners still enrolled only."""
+    found = cohort(engine, cohort_id, now, unit)
+    enrolled = sa.select(_le.c.learner_key).where(_le.c.cohort_id == cohort_id, _ACTIVE)
     with db.reading(engine) as conn:
         rows = conn.execute(sa.select(_le.c.enrolled_at, _le.c.modules_completed_at, _le.c.certified_at,
-                                      _le.c.deadline).where(_le.c.cohort_id == cohort_id)).all()
+                                      _le.c.deadline).where(_le.c.cohort_id == cohort_id, _ACTIVE)).all()
         active = Counter(day for (day,) in conn.execute(
-            sa.select(t.learner_activity_days.c.day).where(t.learner_activity_days.c.learner_key.in_(
-                sa.select(_le.c.learner_key).where(_le.c.cohort_id == cohort_id)))))
-    if not rows:
-        return []
+            sa.select(t.learner_activity_days.c.day).where(t.learner_activity_days.c.learner_key.in_(enrolled))))
+        window_days = conn.scalar(sa.select(t.programmes.c.window_days)
+                                  .where(t.programmes.c.id == found["programme_id"]))
     counts = {name: Counter(getattr(row, column).date() for row in rows if getattr(row, column))
               for name, column in (("enrolled", "enrolled_at"), ("completed", "modules_completed_at"),
                                    ("certified", "certified_at"))}
     days = [d for c in counts.values() for d in c] + list(active)
-    start = min(days, default=now.date())
-    end = max([now.date(), *[row.deadline.date() for row in rows if row.deadline]])
+    issued = found["accounts_issued_at"].date()
+    deadlines = [row.deadline.date() for row in rows if row.deadline]
+    if window_days is not None:
+        deadlines.append(issued + timedelta(days=window_days))
+    start = min([issued, *days])
+    end = max([now.date(), *deadlines, *days])
     end = min(end, start + timedelta(days=366))
     return [{"day": day.isoformat(), "enrolled": counts["enrolled"][day], "active": active[day],
              "completed": counts["completed"][day], "certified": counts["certified"][day]}

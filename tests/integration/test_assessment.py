@@ -369,3 +369,37 @@ def test_the_worker_closes_an_abandoned_attempt_when_its_time_runs_out(deploymen
     finished = [s for s in outbox_statements(deployment, events.EventType.ATTEMPT_FAILED)
                 if s["context"]["extensions"][xapi.EXT_ATTEMPT]["id"] == attempt["id"]]
     assert len(finished) == 1
+
+
+def test_progress_and_assessment_agree_on_attempts_and_on_what_failed_means(deployment):
+    """An attempt counts from its start in both services; a failure with attempts left is
+    not "failed" in progress, and being out of attempts is, as the result statement says."""
+    env = prepared(deployment, learners=1, max_attempts=2)
+    deployment.start_worker("progress")
+    progress = deployment.app("progress").test_client()
+
+    def learner(**expected):
+        def check():
+            rows = progress.get(f"/cohorts/{env.cohort['id']}/learners", headers=AUTH).json.get("items") or [{}]
+            row = rows[0]
+            return row if all(row.get(k) == v for k, v in expected.items()) else None
+        return eventually(check, message=f"progress learner {expected}")
+
+    first = env.client.post("/attempts", headers=AUTH, json={"registration": env.registration}).json
+    result(env.client, env.registration, status="in_progress", attempts_used=1)
+    learner(final_test_status="in_progress", final_test_attempts=1)
+
+    env.client.post(f"/attempts/{first['id']}/submission", headers=AUTH, json=answers(first, right=False))
+    result(env.client, env.registration, status="failed", attempts_used=1)  # assessment: attempts left
+    learner(final_test_status="in_progress", final_test_attempts=1)
+    assert progress.get(f"/cohorts/{env.cohort['id']}", headers=AUTH).json["failed"] == 0
+
+    second = env.client.post("/attempts", headers=AUTH, json={"registration": env.registration}).json
+    env.client.post(f"/attempts/{second['id']}/submission", headers=AUTH, json=answers(second, right=False))
+    result(env.client, env.registration, status="out_of_attempts", attempts_used=2)
+    learner(final_test_status="failed", final_test_attempts=2)
+    assert progress.get(f"/cohorts/{env.cohort['id']}", headers=AUTH).json["failed"] == 1
+    [told] = [s["result"]["extensions"][xapi.EXT_ATTEMPT] for s in outbox_statements(
+        deployment, events.EventType.ATTEMPT_FAILED)
+        if s["context"]["extensions"][xapi.EXT_ATTEMPT]["id"] == second["id"]]
+    assert (told["attempts_used"], told["attempts_allowed"]) == (2, 2)

@@ -331,3 +331,31 @@ def test_exporting_a_cohort_nobody_defined_is_a_404_not_an_empty_file(deployment
     for suffix in ("csv", "zip"):
         response = client.get(f"/cohorts/{uuid.uuid4()}/certificates.{suffix}", headers=AUTH)
         assert response.status_code == 404 and "cohort" in response.json["message"]
+
+
+def test_late_is_decided_by_the_clock_for_learners_who_never_sent_a_statement(deployment):
+    """Past the deadline, a learner who did nothing and one who did part of it in time are
+    both late, without any statement after the deadline; before it, both are in progress."""
+    programme, cohort, (idle, partial, done) = cohort_with_learners(deployment, 3)
+    app = deployment.app("certification")
+    client = app.test_client()
+    deployment.start_worker("enrollment")
+    deployment.start_worker("certification")
+    start = TODAY + timedelta(days=1)
+    produce(deployment, deciding_statements(partial, programme, cohort, start)[:1]
+            + deciding_statements(done, programme, cohort, start))
+    wait_for_certificates(client, 1)
+    eventually(lambda: _standing(client, partial) == "in_progress" and _standing(client, idle) == "in_progress")
+
+    app.extensions["certification"].clock = lambda: DEADLINE + timedelta(hours=1)
+    assert [_standing(client, e) for e in (idle, partial, done)] == ["late", "late", "qualified"]
+    late = client.get("/standings", headers=AUTH, query_string={"cohort_id": cohort["id"], "standing": "late"}).json
+    assert late["total"] == 2 and {i["registration"] for i in late["items"]} == {idle["id"], partial["id"]}
+    assert client.get("/standings", headers=AUTH, query_string={"cohort_id": cohort["id"],
+                                                                "standing": "in_progress"}).json["total"] == 0
+
+    # A grace period moves the moment: within it, they are still in progress.
+    assert client.put(f"/programmes/{programme['id']}/rules", headers=AUTH, json={"grace_days": 2}).status_code == 200
+    assert [_standing(client, e) for e in (idle, partial, done)] == ["in_progress", "in_progress", "qualified"]
+    app.extensions["certification"].clock = lambda: DEADLINE + timedelta(days=2, hours=1)
+    assert [_standing(client, e) for e in (idle, partial)] == ["late", "late"]

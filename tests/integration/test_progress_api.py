@@ -109,7 +109,7 @@ def test_rollups_campaign_and_series(world):
     assert client.get("/campaign", headers=AUTH).json["enrolled"] == 4
     series = client.get(f"/cohorts/{NORTH}/series", headers=AUTH).json
     by_day = {d["day"]: d for d in series}
-    assert by_day["2026-11-02"]["enrolled"] == 4
+    assert by_day["2026-11-02"]["enrolled"] == 3  # learner 3 withdrew: counted as withdrawn only
     assert by_day["2026-11-03"]["active"] == 1 and by_day["2026-11-03"]["completed"] == 1
     assert by_day["2026-11-05"]["certified"] == 1
     assert series[-1]["day"] == "2026-11-12"  # the window's end (the deadline)
@@ -152,3 +152,61 @@ def test_the_dashboard_pages_take_their_scripts_query_but_the_api_refuses_one_it
     assert client.get("/dashboard?utm_source=mail", headers=AUTH).status_code == 200
     refused = client.get(f"/cohorts/{NORTH}/series?refresh=500", headers=AUTH)
     assert refused.status_code == 422 and refused.json["errors"]["query"] == {"refresh": ["Unknown field."]}
+
+
+def test_the_csv_export_is_declared_and_served_without_paging(world):
+    client, _, _ = world
+    operation = client.get("/openapi.json").json["paths"]["/cohorts/{cohort_id}/learners.csv"]["get"]
+    names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+    assert names == {"state", "organisation", "q", "sort", "order"}
+    paged = client.get(f"/cohorts/{NORTH}/learners.csv?page=2&page_size=1", headers=AUTH)
+    assert paged.status_code == 422 and set(paged.json["errors"]["query"]) == {"page", "page_size"}
+
+
+def _runner(deployment):
+    settings = deployment.settings("progress")
+    engine = db.create_engine(settings.database_url)
+    return settings, ProjectionRunner(settings, engine, PROGRESS.projection(settings), PROGRESS.offsets,
+                                      PROGRESS.processed)
+
+
+def test_a_past_cohorts_series_covers_its_whole_window(deployment):
+    """Accounts issued 20 days ago, learners enrolled today: the series runs from the
+    accounts' issue, through the deadline, to today."""
+    settings, runner = _runner(deployment)
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    issued = now - timedelta(days=20)
+    past = s.new_id()
+    runner.process(s.as_records([s.enrolled(n, s.new_id(), past, now, issued + timedelta(days=10), issued=issued)
+                                 for n in range(2)]))
+    client = create_app(settings, clock=Clock(now)).test_client()
+    series = client.get(f"/cohorts/{past}/series", headers=AUTH).json
+    assert [d["day"] for d in series] == [(issued + timedelta(days=i)).date().isoformat() for i in range(21)]
+    assert [d["enrolled"] for d in series] == [0] * 20 + [2]
+    runner.engine.dispose()
+
+
+def test_a_withdrawn_learner_counts_as_withdrawn_and_nowhere_else(deployment):
+    """One rule in every view (README, progress): the counts, the series and the state
+    filters all leave a withdrawn learner out of every figure but `withdrawn`."""
+    settings, runner = _runner(deployment)
+    day = timedelta(days=1)
+    stays, leaves = s.new_id(), s.new_id()
+    facts = [s.enrolled(0, stays, NORTH, ISSUED, DEADLINE), s.enrolled(1, leaves, NORTH, ISSUED, DEADLINE)]
+    for n in (0, 1):
+        facts += [s.completed(n, m, ISSUED + day) for m in s.MODULES]
+        facts += [s.final_test(n, True, 0.9, ISSUED + 2 * day),
+                  s.certificate(n, f"DSK-2026-00000{n}", ISSUED + 2 * day)]
+    facts.append(s.withdrew(1, leaves, NORTH, ISSUED + 3 * day, DEADLINE))
+    runner.process(s.as_records(facts))
+    client = create_app(settings, clock=Clock(ISSUED + 4 * day)).test_client()
+    cohort = client.get(f"/cohorts/{NORTH}", headers=AUTH).json
+    assert {k: cohort[k] for k in ("enrolled", "withdrawn", "started", "modules_completed", "passed", "certified")} == {
+        "enrolled": 1, "withdrawn": 1, "started": 1, "modules_completed": 1, "passed": 1, "certified": 1}
+    totals = {name: sum(d[name] for d in client.get(f"/cohorts/{NORTH}/series", headers=AUTH).json)
+              for name in ("enrolled", "completed", "certified")}
+    assert totals == {"enrolled": 1, "completed": 1, "certified": 1}
+    assert client.get("/campaign", headers=AUTH).json["certified"] == 1
+    certified = client.get(f"/cohorts/{NORTH}/learners?state=certified", headers=AUTH).json["items"]
+    assert [r["registration"] for r in certified] == [stays]
+    runner.engine.dispose()

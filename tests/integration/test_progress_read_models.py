@@ -120,10 +120,14 @@ def test_counts_agree_with_rows_and_order_does_not_matter(runner, learner_plans,
         "modules_completed": sum(r["status"] == "enrolled" and r["modules_completed"] == 3 for r in listed),
         "passed": sum(r["status"] == "enrolled" and r["final_test_status"] == "passed" for r in listed),
         "failed": sum(r["status"] == "enrolled" and r["final_test_status"] == "failed" for r in listed),
-        "certified": sum(r["certificate_status"] == "valid" for r in listed),
+        "certified": sum(r["status"] == "enrolled" and r["certificate_status"] == "valid" for r in listed),
         "overdue": sum(r["overdue"] for r in listed),
     }
     assert {k: counts[k] for k in expected} == expected
+    # The series counts the same learners (withdrawn ones in no figure of it).
+    series = views.series(runner.engine, COHORT, now, None)
+    assert {name: sum(d[name] for d in series) for name in ("enrolled", "completed", "certified")} == {
+        "enrolled": counts["enrolled"], "completed": counts["modules_completed"], "certified": counts["certified"]}
     # Each state filter lists exactly the learners the counts count.
     for state in ("overdue", "certified", "passed", "withdrawn"):
         filtered = views.learners(runner.engine, COHORT, {"page": 1, "page_size": 1000, "state": state}, now, None)

@@ -1,4 +1,4 @@
-"""Which Kafka broker the tests use (ARCHITECTURE.md, Runtime):
+"""Which Kafka broker the tests use (docs/architecture.md, The runtime):
 KAFKA_BOOTSTRAP_SERVERS if set; else a testcontainers Kafka where a Docker engine
 answers; else a local Apache Kafka (deploy/kafka) that the test session starts itself."""
 from __future__ import annotations

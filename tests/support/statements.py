@@ -34,10 +34,10 @@ def learner(n: int) -> dict:
 
 
 def enrolled(n: int, registration: str, cohort_id: str, at: datetime, deadline: datetime,
-             agency: str = "Revenue agency") -> tuple[str, dict]:
+             agency: str = "Revenue agency", issued: datetime | None = None) -> tuple[str, dict]:
     return events.EventType.LEARNER_ENROLLED, xapi.statement(
         learner(n), xapi.REGISTERED, programme_activity(), authority=AUTHORITY, registration=registration,
-        parent=programme_activity(), grouping=cohort_activity(cohort_id, agency),
+        parent=programme_activity(), grouping=cohort_activity(cohort_id, agency, issued),
         context_extensions={xapi.EXT_DEADLINE: xapi.format_timestamp(deadline), xapi.EXT_ORGANISATION: "Unit 1"},
         timestamp=at)
 

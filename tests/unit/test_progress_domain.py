@@ -56,3 +56,21 @@ def test_overdue_is_decided_by_the_clock():
     assert domain.is_overdue("enrolled", deadline, None, deadline + timedelta(seconds=1))
     assert not domain.is_overdue("enrolled", deadline, deadline - timedelta(days=1), deadline + timedelta(days=1))
     assert not domain.is_overdue("withdrawn", deadline, None, deadline + timedelta(days=1))
+
+
+def test_an_attempt_counts_from_its_start_as_assessment_counts_it():
+    assert domain.merge_verdicts([], started={"a1"}) == domain.Verdict(domain.IN_PROGRESS, 1)
+    failed = domain.Outcome(False, 0.4, T0, attempt="a1", used=1, allowed=3)
+    assert domain.merge_verdicts([failed], started={"a1", "a2"}) == domain.Verdict(domain.IN_PROGRESS, 2, 0.4)
+
+
+def test_failed_means_out_of_attempts_as_the_result_statement_says():
+    first = domain.Outcome(False, 0.4, T0, attempt="a1", used=1, allowed=2)
+    second = domain.Outcome(False, 0.6, T0 + timedelta(hours=1), attempt="a2", used=2, allowed=2)
+    assert domain.merge_verdicts([first], started={"a1"}) == domain.Verdict(domain.IN_PROGRESS, 1, 0.4)
+    for order in ([first, second], [second, first]):
+        assert domain.merge_verdicts(order, started={"a1", "a2"}) == domain.Verdict(
+            domain.FAILED, 2, 0.6, T0 + timedelta(hours=1))
+    # A result that does not say how many attempts are allowed (an LMS's, an older
+    # statement of ours) is final, as it always was.
+    assert domain.merge_verdicts([(False, 0.3, T0)]) == domain.Verdict(domain.FAILED, 1, 0.3, T0)

@@ -1,7 +1,7 @@
 """xAPI statement validation (1.0.3 and 2.0.0), hand-written for speed.
 
 Plain dict checks: marshmallow would cost ~160 µs per statement on the ingestion hot
-path (PERFORMANCE.md). Every failure raises `Invalid` with the path of the offending
+path (docs/performance.md). Every failure raises `Invalid` with the path of the offending
 property; the API turns it into 400. Pure Python: no Flask, no SQLAlchemy.
 """
 from __future__ import annotations

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from services.progress import tables as progress_tables
 from services.progress.service import SERVICE as PROGRESS
 from shared import bus, db, dead_letters, events, xapi
+from shared.config import DatabaseTimeouts
 from shared.consumer import Projection, ProjectionRunner, ProjectionStopped, replay_engine
 from shared.errors import Unprocessable
 from tests.conftest import Deployment
@@ -61,7 +62,7 @@ def _retries() -> float:
 
 
 def _runner(settings, projection=None) -> ProjectionRunner:
-    engine = db.create_engine(settings.database_url)
+    engine = db.create_engine(settings.database_url, timeouts=settings.database_timeouts)
     return ProjectionRunner(settings, engine, projection or PROGRESS.projection(settings), PROGRESS.offsets,
                             PROGRESS.processed)
 
@@ -132,10 +133,11 @@ def _enrolments_on_the_bus(settings, count: int) -> None:
 
 
 @pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgresql"), reason="SQLite's write lock")
-def test_a_locked_sqlite_database_is_waited_out_and_nothing_is_dead_lettered(deployment, monkeypatch):
-    settings = deployment.settings("progress", consumer_max_records=50, consumer_retry_max_seconds=1.0)
+def test_a_locked_sqlite_database_is_waited_out_and_nothing_is_dead_lettered(deployment):
+    # The projection's engine gives up on the write lock after 1 s.
+    settings = deployment.settings("progress", consumer_max_records=50, consumer_retry_max_seconds=1.0,
+                                   database_timeouts=DatabaseTimeouts(sqlite_busy_seconds=1))
     path = settings.database_url.removeprefix("sqlite:///")
-    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_S", 1)  # the projection's engine gives up after 1 s
     retries_before = _retries()
     # Another process holds the write lock for many busy timeouts.
     holder = subprocess.Popen([sys.executable, "-c", (

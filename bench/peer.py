@@ -149,6 +149,21 @@ class Ralph:
             self.log.close()
         shutil.rmtree(self.home, ignore_errors=True)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU so far of uvicorn and every process under it (its workers)."""
+        from bench.lrs import _cpu_seconds
+
+        total, pending = 0.0, [self.process.pid] if self.process else []
+        while pending:
+            pid = pending.pop()
+            total += _cpu_seconds(pid)
+            children = Path(f"/proc/{pid}/task/{pid}/children")
+            try:
+                pending += [int(p) for p in children.read_text().split()]
+            except OSError:
+                pass
+        return total
+
     def stored(self) -> tuple[int, int]:
         """Statements in the store, and lines that are not one JSON statement (workers
         appending at once could interleave; none seen with the settings here)."""
@@ -176,11 +191,18 @@ def ralph_phase(python: Path, key: str, secret: str, workers: int, name: str, bo
         wrk(ralph.url, warm, 8, 3)
         before, _ = ralph.stored()
         script = LUA.format(method="POST", authorization=authorization, body=json.dumps(body), extra="")
+        cpu_before = ralph.cpu_seconds()
         started = time.monotonic()
         figures = wrk(ralph.url, script, connections, seconds)
         elapsed = time.monotonic() - started
+        stored = ralph.stored()[0] - before  # counted at once, as bench.lrs counts
+        # CPU per statement once the requests wrk left in flight are done (their CPU and
+        # their statements both in), as bench.lrs waits for its drain.
+        time.sleep(1)
         after, bad = ralph.stored()
-        figures.update(statements=after - before, statements_per_second=round((after - before) / elapsed, 1),
+        cpu = ralph.cpu_seconds() - cpu_before
+        figures.update(statements=stored, statements_per_second=round(stored / elapsed, 1),
+                       server_cpu_us_per_statement=round(cpu / max(after - before, 1) * 1e6),
                        connections=connections, workers=workers, unreadable_lines=bad)
     finally:
         ralph.stop()
@@ -202,6 +224,11 @@ def ralph_rates(key: str, secret: str, seconds: int, connections: int, batch_con
     return {"single": single, "batch": batch}
 
 
+def ours_cpu(figures: dict, phase: str) -> float:
+    web, relay, projections, _rest = figures[f"{phase}_cpu_us_per_statement_web_relay_projections_rest"]
+    return web + relay + projections
+
+
 def against_ralph(figures: dict, key: str, secret: str, seconds: int, connections: int,
                   batch_connections: int) -> dict:
     """Ralph's figures under the same load, and learnstream's rates as multiples of them."""
@@ -219,6 +246,13 @@ def against_ralph(figures: dict, key: str, secret: str, seconds: int, connection
         "ralph_batch100_p50_ms": batch["p50_ms"], "ralph_batch100_p99_ms": batch["p99_ms"],
         "ralph_batch100_errors": batch["non_2xx"],
         "ralph_workers": single["workers"],
+        # CPU per statement depends far less than rates on what else the shared machine
+        # runs: learnstream's web + relay + projections (it does more per statement:
+        # index rows, outbox, Kafka, read models) against Ralph's uvicorn processes.
+        "ralph_server_cpu_us_per_statement_single_batch": [single["server_cpu_us_per_statement"],
+                                                           batch["server_cpu_us_per_statement"]],
+        "times_ralph_cpu_single": times(single["server_cpu_us_per_statement"], ours_cpu(figures, "single")),
+        "times_ralph_cpu_batch100": times(batch["server_cpu_us_per_statement"], ours_cpu(figures, "batch100")),
         "times_ralph_single": times(figures["single_statements_per_second"], single["statements_per_second"]),
         "times_ralph_batch100": times(figures["batch100_statements_per_second"], batch["statements_per_second"]),
         "times_ralph_goal": ">=10 single and batched",

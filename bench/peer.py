@@ -1,7 +1,7 @@
 """The peer in the same run: Ralph 5.1's LRS under the same wrk load as bench.lrs.
 
-bench.lrs calls `against_ralph` once its own stack has stopped, so Ralph has the machine
-to itself, as learnstream had. Ralph (`ralph-malph[cli,lrs]==5.1.0`) lives in a
+bench.lrs calls `against_ralph` once its own stack has stopped, so the two never share the
+machine (others may: compare within a run). Ralph (`ralph-malph[cli,lrs]==5.1.0`) lives in a
 virtualenv of its own, var/ralph-venv, made here the first time (pip shows its progress).
 Its file-system backend is the only one that runs on this machine (the others need
 Elasticsearch, MongoDB, ClickHouse or another LRS); it is started by uvicorn with

@@ -7,13 +7,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 KAFKA := deploy/kafka/kafka.sh
 
-.PHONY: help system-deps venv run test test-unit bench lint kafka-up kafka-down migrate clean
+.PHONY: help system-deps bench-deps venv run test test-unit bench lint kafka-up kafka-down migrate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 system-deps: ## install missing system packages (Java, Maven, PostgreSQL, Chromium) with apt
 	bash deploy/system-deps.sh
+
+bench-deps: ## the same, and what the benchmarks need too (wrk)
+	bash deploy/system-deps.sh --bench
 
 venv: $(STAMP) ## create .venv and install learnstream with its dev tools
 
@@ -44,7 +47,7 @@ test: system-deps venv ## the whole suite: unit, then integration and e2e agains
 test-unit: venv ## domain tests only (no broker, no database server)
 	$(BIN)/pytest tests/unit
 
-bench: venv ## benchmarks (not part of make test); figures go to stdout and var/bench/
+bench: bench-deps venv ## benchmarks (not part of make test); figures go to stdout and var/bench/
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then bash $(KAFKA) start; fi
 	$(BIN)/python -m bench.enrollment
 	$(BIN)/python -m bench.assessment

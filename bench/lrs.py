@@ -9,7 +9,8 @@ warm-up, driven by wrk (https://github.com/wg/wrk):
   pages    GET /xapi/statements?limit=100
 Statements/s are counted in the database (committed), not from responses. The lag from
 commit to topic is the outbox's published_at - created_at per statement (created in
-the request's transaction; published once Kafka acknowledged it).
+the request's transaction; published once Kafka acknowledged it). Then Ralph 5.1, the peer,
+under the same single and batch load (bench/peer.py; --no-peer skips it).
 """
 from __future__ import annotations
 
@@ -203,9 +204,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=128, help="clients for single statements")
     parser.add_argument("--batch-connections", type=int, default=16, help="clients for batches of 100")
     parser.add_argument("--page-connections", type=int, default=64, help="clients for GET pages")
+    parser.add_argument("--no-peer", action="store_true", help="skip Ralph under the same load (bench/peer.py)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        sys.exit("bench.lrs needs wrk (the HTTP load generator): apt-get install wrk, or build it from "
+        sys.exit("bench.lrs needs wrk (the HTTP load generator): make bench-deps, or build it from "
                  "https://github.com/wg/wrk, then run again.")
     stack, run_id = isolated_stack(("progress",))
     print(f"LRS benchmark {run_id}: {args.seconds} s per phase, {args.connections} connections "
@@ -258,6 +260,10 @@ def main() -> None:
     finally:
         stack.stop()
         engine.dispose()
+    if figures and not args.no_peer:  # the peer in the same run, on the machine just freed
+        from bench import peer
+        figures.update(peer.against_ralph(figures, key, secret, args.seconds, args.connections,
+                                          args.batch_connections))
     report("lrs", run_id, figures)
 
 

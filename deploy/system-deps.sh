@@ -2,11 +2,23 @@
 # Installs the system packages learnstream needs that a fresh Debian machine may lack,
 # and nothing when they are all there (so `make run`, `make test` and .ci/run can all
 # call it): Java + Maven (the Kafka broker), PostgreSQL (the second test run and
-# production-like runs), Chromium + chromedriver (the dashboard's browser tests).
+# production-like runs), Chromium + chromedriver (the dashboard's browser tests); with
+# --bench also wrk, the HTTP load generator of bench.lrs and bench.peer (`make bench`).
 #
-# usage: deploy/system-deps.sh [--check]   (--check lists what is missing, installs nothing)
+# usage: deploy/system-deps.sh [--check] [--bench]
+#   --check  lists what is missing, installs nothing
+#   --bench  also what `make bench` needs beyond `make run`
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+
+check=0 bench=0
+for arg in "$@"; do
+  case $arg in
+    --check) check=1 ;;
+    --bench) bench=1 ;;
+    *) echo "usage: $0 [--check] [--bench]" >&2; exit 2 ;;
+  esac
+done
 
 have_pg_server() {
   { command -v pg_ctl && command -v initdb; } >/dev/null 2>&1 && return 0
@@ -22,11 +34,14 @@ command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || pkgs+=(python3-venv)
 command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || pkgs+=(chromium-driver)
+if ((bench)); then
+  command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)
+fi
 
 if ((${#pkgs[@]} == 0)); then
   exit 0
 fi
-if [[ ${1:-} == --check ]]; then
+if ((check)); then
   echo "missing system packages: ${pkgs[*]}"
   exit 1
 fi

@@ -72,6 +72,9 @@ class Settings:
     consumer_max_records: int = 1000
     timer_interval_seconds: float = 10.0
     log_level: str = "INFO"
+    # The key the LRS signs its `more` page tokens with; empty: a random one kept in the
+    # progress database (services/progress/lrs/cursors.py says why either works).
+    lrs_cursor_secret: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, service: str, env=os.environ) -> Settings:
@@ -94,6 +97,7 @@ class Settings:
             consumer_max_records=int(env.get("CONSUMER_MAX_RECORDS", "1000")),
             timer_interval_seconds=float(env.get("TIMER_INTERVAL_SECONDS", "10")),
             log_level=env.get("LOG_LEVEL", "INFO"),
+            lrs_cursor_secret=env.get("LRS_CURSOR_SECRET", ""),
         )
 
     def topic(self, producing_service: str) -> str:

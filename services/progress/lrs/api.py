@@ -23,7 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import http_date, parse_accept_header
 
 from services.progress.lrs import attachments as att
-from services.progress.lrs import auth, documents, signatures, validation
+from services.progress.lrs import auth, cursors, documents, signatures, validation
 from services.progress.lrs import statements as st
 from services.progress.lrs.documents import Scope
 from services.progress.lrs.validation import V1, V2, Invalid
@@ -91,6 +91,10 @@ def _engine():
 
 def _settings():
     return current_app.config["LEARNSTREAM_SETTINGS"]
+
+
+def _cursor_key() -> bytes:
+    return cursors.signing_key(_engine(), _settings().lrs_cursor_secret)
 
 
 def _json_response(value, status: int = 200, headers: dict | None = None) -> Response:
@@ -422,9 +426,7 @@ def _get_statements(xr: XRequest) -> Response:
     if "more" in xr.params:
         if len(xr.params) != 1:
             raise Invalid("more takes no other parameters")
-        token = st.decode_cursor(xr.params["more"])
-        xr.params = dict(token.get("p") or {})
-        cursor = token.get("c")
+        xr.params, cursor = cursors.decode(xr.params["more"], key=_cursor_key(), credential=xr.client.key)
         _allowed(xr, STATEMENT_GET_PARAMS - {"more"})
     else:
         cursor = None
@@ -439,7 +441,7 @@ def _get_statements(xr: XRequest) -> Response:
     more = ""
     if next_cursor is not None:
         more = f"{request.script_root}/xapi/statements?" + urlencode(
-            {"more": st.encode_cursor(next_cursor, xr.params)})
+            {"more": cursors.encode(next_cursor, xr.params, key=_cursor_key(), credential=xr.client.key)})
     result = {"statements": [st.formatted(s, fmt, languages) for s in page], "more": more}
     headers = {"X-Experience-API-Consistent-Through": consistent, "Last-Modified": http_date(xapi.utc_now())}
     return _statement_response(result, files, with_attachments, headers)

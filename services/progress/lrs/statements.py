@@ -6,7 +6,6 @@ rows in the caller's transaction; `query` answers GET /statements. No Flask here
 """
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 from collections.abc import Sequence
@@ -347,13 +346,6 @@ class Filters:
     ascending: bool = False
 
 
-def decode_cursor(token: str) -> dict:
-    try:
-        return orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (ValueError, orjson.JSONDecodeError):
-        raise Invalid("more: not a page token this LRS issued") from None
-
-
 def query(conn: Connection, filters: Filters, cursor: dict | None = None,
           authority: dict | None = None) -> tuple[list[dict], dict | None]:
     """One page of statements (not voided), newest stored first unless ascending; and the
@@ -411,11 +403,6 @@ def _matching(table, filters: Filters) -> list:
     if filters.registration is not None:
         clauses.append(table.c.registration == filters.registration.lower())
     return clauses
-
-
-def encode_cursor(cursor: dict, params: dict) -> str:
-    """The `more` token: the next page's position and the query's parameters."""
-    return base64.urlsafe_b64encode(orjson.dumps({"p": params, "c": cursor})).decode().rstrip("=")
 
 
 # --- formats --------------------------------------------------------------------------

@@ -9,7 +9,9 @@ import orjson
 import pytest
 
 from services.progress.lrs import cursors
-from tests.support.lrs import LrsClient, statement
+from shared import xapi
+from tests.support.flows import read_topic
+from tests.support.lrs import V1, V2, LrsClient, agent, new_id, statement
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +86,81 @@ def test_a_configured_cursor_secret_signs_instead(deployment):
     assert lrs.get(query={"more": token}).status_code == 200
     app.config["LEARNSTREAM_SETTINGS"] = deployment.settings("progress", lrs_cursor_secret="rotated")
     assert lrs.get(query={"more": token}).status_code == 400
+
+
+# --- deep nesting (shared.xapi.MAX_DEPTH) ----------------------------------------------
+
+def deep_statement(n: int, depth: int) -> bytes:
+    """A statement `depth` levels deep, all of it in one result extension: the statement
+    (1), result (2), extensions (3), then the extension's value. As JSON text: orjson
+    itself cannot write what is too deep."""
+    levels = depth - 3
+    shallow = orjson.dumps(statement(n, result={"extensions": {"http://example.org/ext/deep": "HERE"}}))
+    raw = shallow.replace(b'"HERE"', b'{"a":' * levels + b'"bottom"' + b"}" * levels)
+    parsed = orjson.loads(raw)
+    assert not xapi.too_deep(parsed, depth) and xapi.too_deep(parsed, depth - 1)
+    return raw
+
+
+def _post(lrs, raw: bytes, version=V2):
+    return lrs.client.post("/xapi/statements", data=raw, content_type="application/json",
+                           headers=lrs.headers(version))
+
+
+def _put(lrs, raw: bytes, statement_id: str):
+    return lrs.client.put(f"/xapi/statements?statementId={statement_id}", data=raw,
+                          content_type="application/json", headers=lrs.headers())
+
+
+def test_a_statement_at_the_depth_limit_is_stored_and_round_trips(lrs, deployment, kafka_bootstrap):
+    limit = xapi.MAX_DEPTH
+    one = _post(lrs, deep_statement(1, limit))
+    assert one.status_code == 200, one.json
+    batch = _post(lrs, b"[" + deep_statement(2, limit) + b"," + deep_statement(3, limit) + b"]", V1)
+    assert batch.status_code == 200, batch.json
+    put_id = new_id()
+    assert _put(lrs, deep_statement(4, limit), put_id).status_code == 204
+    ids = one.json + batch.json + [put_id]
+    for sid in ids:
+        got = lrs.get(query={"statementId": sid})
+        assert got.status_code == 200 and not xapi.too_deep(got.json, limit) and xapi.too_deep(got.json, limit - 1)
+    for fmt in ("exact", "canonical", "ids"):  # a page wraps each statement two levels deeper
+        page = lrs.get(query={"format": fmt})
+        assert page.status_code == 200 and sorted(s["id"] for s in page.json["statements"]) == sorted(ids)
+    assert lrs.get(query={"attachments": "true"}).status_code == 200
+    # Published, and what the consumers parse is the statement as stored.
+    deployment.start_worker("progress")
+    records = read_topic(kafka_bootstrap, deployment.settings("progress").topic("lrs"), expected=4)
+    assert sorted(xapi.decode(r.value)["id"] for r in records) == sorted(ids)
+
+
+@pytest.mark.parametrize("depth", [xapi.MAX_DEPTH + 1, 300, 500])
+def test_a_statement_deeper_than_the_limit_is_a_400_and_nothing_is_stored(lrs, depth):
+    too_deep = deep_statement(1, depth)
+    answers = {
+        "POST one": _post(lrs, too_deep),
+        "POST batch": _post(lrs, b"[" + orjson.dumps(statement(2)) + b"," + too_deep + b"]"),
+        "PUT": _put(lrs, deep_statement(3, depth), new_id()),
+        "POST 1.0.3": _post(lrs, too_deep, V1),
+    }
+    for name, answer in answers.items():
+        assert answer.status_code == 400, (name, answer.status_code, answer.data[:200])
+        assert "deep" in answer.json["error"]["message"], name
+    assert lrs.get().json["statements"] == []
+
+
+def test_a_document_too_deep_to_merge_is_a_400(lrs):
+    path = "/xapi/activities/state"
+    query = {"activityId": "http://example.org/act/doc", "agent": orjson.dumps(agent()).decode(), "stateId": "s"}
+
+    def send(method, body: bytes, **headers):
+        return lrs.client.open(path, method=method, query_string=query, data=body,
+                               content_type="application/json", headers=lrs.headers(**headers))
+
+    def nested(levels: int) -> bytes:  # {"k": {"a": ... levels - 1 deep}}: `levels` deep in all
+        return b'{"k":' + b'{"a":' * (levels - 1) + b"1" + b"}" * levels
+    assert send("POST", nested(xapi.MAX_DEPTH)).status_code == 204
+    assert send("POST", nested(xapi.MAX_DEPTH + 1)).status_code == 400
+    assert send("PUT", nested(400), If_Match="*").status_code == 204  # stored as sent, never parsed
+    merge = send("POST", b'{"d": 1}')
+    assert merge.status_code == 400 and "stored document" in merge.json["error"]["message"]

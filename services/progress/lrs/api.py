@@ -383,6 +383,10 @@ def _post_statements(xr: XRequest, put_id: str | None) -> Response:
         batch = [payload]
     else:
         batch = payload if isinstance(payload, list) else [payload]
+    for i, statement in enumerate(batch):  # before anything else looks at it (shared.xapi.MAX_DEPTH)
+        if xapi.too_deep(statement):
+            raise Invalid(f"statement{f'[{i}]' if len(batch) > 1 else ''}: nests more than "
+                          f"{xapi.MAX_DEPTH} objects or arrays deep")
     for i, statement in enumerate(batch):
         validation.statement(statement, xr.version, f"statement[{i}]" if len(batch) > 1 else "statement")
     att.check_parts(batch, parts)

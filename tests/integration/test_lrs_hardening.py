@@ -164,3 +164,74 @@ def test_a_document_too_deep_to_merge_is_a_400(lrs):
     assert send("PUT", nested(400), If_Match="*").status_code == 204  # stored as sent, never parsed
     merge = send("POST", b'{"d": 1}')
     assert merge.status_code == 400 and "stored document" in merge.json["error"]["message"]
+
+
+# --- voiding across keys -----------------------------------------------------------------
+
+COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
+
+
+def voiding(target: str, n: int = 1) -> dict:
+    return {"actor": agent(n), "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+            "object": {"objectType": "StatementRef", "id": target}}
+
+
+def _outbox_rows(lrs) -> int:
+    import sqlalchemy as sa
+
+    from services.progress.tables import outbox
+    from shared import db
+    with db.reading(lrs.engine) as conn:
+        return conn.scalar(sa.select(sa.func.count()).select_from(outbox))
+
+
+def test_a_key_voids_only_its_own_statements_unless_its_scope_says_any(lrs):
+    player = lrs.with_scopes("statements/write", "statements/read/mine")
+    completion = player.post(statement(1, verb=COMPLETED)).json[0]
+    other_module = player.post(statement(1, verb=COMPLETED, activity="http://example.org/act/2")).json[0]
+    writer = lrs.with_scopes("statements/write")
+    own = writer.post(statement(2)).json[0]
+    published = _outbox_rows(lrs)
+
+    refused = writer.post(voiding(completion))
+    assert refused.status_code == 403
+    assert "another credential" in refused.json["error"]["message"]
+    assert "learner" not in refused.json["error"]["message"]  # names the statement, not the learner
+    # In a batch, nothing of it is stored: neither the voiding nor the innocent statement.
+    innocent = {**statement(3), "id": new_id()}
+    assert writer.post([innocent, voiding(completion)]).status_code == 403
+    assert lrs.put(voiding(completion), new_id()).status_code == 204  # (an `all` key: allowed, below)
+    assert lrs.get(query={"voidedStatementId": completion}).status_code == 200
+    assert lrs.get(query={"statementId": innocent["id"]}).status_code == 404
+    assert _outbox_rows(lrs) == published + 1  # only the `all` key's voiding statement
+    # The same statement sent again (accepted as the same) does not make it the sender's.
+    again = lrs.get(query={"statementId": other_module}).json
+    resent = {k: again[k] for k in ("id", "actor", "verb", "object", "timestamp")}
+    assert writer.post([resent, voiding(other_module)]).status_code == 403
+    assert lrs.get(query={"statementId": other_module}).status_code == 200
+    # Its own: allowed; and a target in the same request is its own.
+    assert writer.post(voiding(own)).status_code == 200
+    fresh = {**statement(4), "id": new_id()}
+    assert writer.post([fresh, voiding(fresh["id"])]).status_code == 200
+    assert lrs.get(query={"voidedStatementId": fresh["id"]}).status_code == 200
+    # statements/void/any voids another key's statement.
+    steward = lrs.with_scopes("statements/write", "statements/void/any")
+    assert steward.post(voiding(other_module)).status_code == 200
+    assert lrs.get(query={"voidedStatementId": other_module}).status_code == 200
+
+
+def test_the_services_statements_cannot_be_voided_through_the_lrs(lrs):
+    """As the worker stores them from enrollment.v1 (their authority is the service's)."""
+    from services.progress.lrs.projection import store_from_bus
+    from shared import xapi
+
+    registered = xapi.statement(agent(1), xapi.REGISTERED, xapi.activity("https://learnstream.dev/programmes/p"),
+                                authority=xapi.service_agent("enrollment"))
+    with lrs.engine.begin() as conn:
+        store_from_bus(conn, [registered])
+    for key in (lrs, lrs.with_scopes("statements/write", "statements/void/any")):  # `all` included
+        refused = key.post(voiding(registered["id"]))
+        assert refused.status_code == 403 and "learnstream service" in refused.json["error"]["message"]
+        assert key.post([statement(5), voiding(registered["id"])], V1).status_code == 403
+    assert lrs.get(query={"statementId": registered["id"]}).status_code == 200
+    assert lrs.get(query={"agent": orjson.dumps(agent(5)).decode()}).json["statements"] == []

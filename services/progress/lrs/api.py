@@ -236,6 +236,8 @@ def _answer(environ: dict, handler, *, needs_auth: bool = True, needs_version: b
         response = _error(exc.status, exc.message, exc.headers)
     except st.Conflict as exc:
         response = _error(409, str(exc))
+    except st.Forbidden as exc:
+        response = _error(403, str(exc))
     except documents.PreconditionFailed as exc:
         response = _error(412, str(exc))
     except documents.PreconditionRequired as exc:
@@ -395,7 +397,8 @@ def _post_statements(xr: XRequest, put_id: str | None) -> Response:
     authority = xr.client.authority
     for statement in batch:  # prepare sets the authority from the credentials (xAPI 2.4.9)
         st.prepare(statement, authority=authority, version=xr.version, stored=now)
-    rows = st.rows_for(batch, topic=_settings().topic("lrs"))
+    void_right = st.VoidRight(st.agent_key(authority), xr.client.may_void_any)
+    rows = st.rows_for(batch, topic=_settings().topic("lrs"), void_right=void_right)
     # Committed together with whatever other requests this process is writing now.
     ids = current_app.extensions["lrs_writer"].submit((rows, parts))
     if put_id is not None:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.progress.lrs import tables as t
+from services.progress.lrs.auth import AUTHORITY_HOME
 from services.progress.lrs.validation import V2, VOIDED, Invalid, comparable, new_id
 from shared import db, xapi
 from shared.events import EventType
@@ -26,6 +27,22 @@ MAX_PAGE = 500
 
 class Conflict(Exception):
     """A statement id already stored with different content (HTTP 409)."""
+
+
+class Forbidden(Exception):
+    """A voiding statement this credential may not send (HTTP 403)."""
+
+
+@dataclass(frozen=True)
+class VoidRight:
+    """Which statements a request's voiding statements may target: those whose authority
+    is the request's own (`authority_key`, its agent_key), or any a client stored (`any`:
+    scopes all, statements/void/any). Statements learnstream's services published (stored
+    from their topics, with their own authority) are never voidable here: the service
+    that made one is the only one that can take it back, through its own API."""
+
+    authority_key: str
+    any: bool
 
 
 @functools.lru_cache(maxsize=65_536)  # activities, verbs and authorities repeat in almost every statement
@@ -213,9 +230,10 @@ class Batch:
     rows: list[dict]
     index_keys: dict[str, list[tuple[str, str]]]
     outbox_rows: dict[str, tuple]
+    void_right: VoidRight | None = None  # None: statements from the bus, trusted
 
 
-def rows_for(statements: list[dict], *, topic: str | None) -> Batch:
+def rows_for(statements: list[dict], *, topic: str | None, void_right: VoidRight | None = None) -> Batch:
     ids = [s["id"] for s in statements]
     if len(set(ids)) != len(ids):
         raise Invalid("the same statement id appears twice in one request")
@@ -234,7 +252,30 @@ def rows_for(statements: list[dict], *, topic: str | None) -> Batch:
         if topic is not None:  # (topic, key, event_type, payload): created_at is added when written
             outbox_rows[statement["id"]] = (topic, xapi.learner_key(statement["actor"]),
                                             str(EventType.LRS_STATEMENT), payload)
-    return Batch(statements, rows, index_keys, outbox_rows)
+    return Batch(statements, rows, index_keys, outbox_rows, void_right)
+
+
+def check_voiding(conn: Connection, batch: Batch) -> None:
+    """Raise Forbidden unless the batch's VoidRight allows every voiding statement in it;
+    in the transaction that will store the batch, before anything of it is written.
+    A target the batch itself brings counts as the request's own only if it is not
+    stored yet: sending another key's statement again (accepted as the same) and voiding
+    it in one request must not pass. A target not stored at all is accepted, as xAPI
+    asks (the voiding statement is stored; an LRS POST arriving later is not voided)."""
+    right = batch.void_right
+    targets = {s["object"]["id"].lower() for s in batch.statements if s["verb"]["id"] == VOIDED}
+    if right is None or not targets:
+        return
+    stored = conn.execute(sa.select(t.statements.c.id, t.statements.c.payload)
+                          .where(t.statements.c.id.in_(sorted(targets)))).all()
+    for target, payload in stored:
+        authority = orjson.loads(payload).get("authority") or {}
+        if (authority.get("account") or {}).get("homePage") != AUTHORITY_HOME:
+            raise Forbidden(f"statement {target} was published by a learnstream service: only that service "
+                            f"can take it back, not a voiding statement")
+        if not right.any and agent_key(authority) != right.authority_key:
+            raise Forbidden(f"statement {target} was stored by another credential: this one may void only its "
+                            f"own statements (scope statements/void/any voids any)")
 
 
 def store(conn: Connection, statements: list[dict] | Batch, *, lrs_outbox: sa.Table | None, topic: str | None,
@@ -278,6 +319,8 @@ def store_requests(conn: Connection, requests: Sequence[tuple[Batch, dict[str, t
     """Several requests' statements and attachments in one transaction (group commit:
     shared.group_commit); the ids each request stored. Raises as `store` does, for the
     group as a whole; the committer then retries each request alone."""
+    for batch, _ in requests:
+        check_voiding(conn, batch)
     parts = {sha2: part for _, request_parts in requests for sha2, part in request_parts.items()}
     if parts:
         save_attachments(conn, [(sha2, ctype, content) for sha2, (ctype, content) in parts.items()])

@@ -235,3 +235,81 @@ def test_the_services_statements_cannot_be_voided_through_the_lrs(lrs):
         assert key.post([statement(5), voiding(registered["id"])], V1).status_code == 403
     assert lrs.get(query={"statementId": registered["id"]}).status_code == 200
     assert lrs.get(query={"agent": orjson.dumps(agent(5)).decode()}).json["statements"] == []
+
+
+# --- bulk requests: bounded transactions ------------------------------------------------
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of 10 (instead of 1,000), so that a bulk request is a few dozen statements."""
+    from services.progress.lrs import statements as st
+
+    monkeypatch.setattr(st, "CHUNK", 10)
+    return st
+
+
+def _count_commits(engine) -> list:
+    import sqlalchemy as sa
+
+    commits: list = []
+    sa.event.listen(engine, "commit", lambda conn: commits.append(1))
+    return commits
+
+
+def test_a_bulk_request_commits_in_chunks_and_answers_once_all_are_in(lrs):
+    from services.progress.lrs.statements import CHUNK
+
+    sent = [{**statement(i), "id": new_id()} for i in range(2 * CHUNK + 500)]
+    commits = _count_commits(lrs.engine)
+    answer = lrs.post(sent)
+    assert answer.status_code == 200 and answer.json == [s["id"] for s in sent]
+    assert len(commits) == 3  # 1,000 + 1,000 + 500, each its own transaction (was one of 2,500)
+    assert _outbox_rows(lrs) == len(sent)
+    stored, page = [], lrs.get(query={"limit": "500"})
+    while True:
+        stored += [s["id"] for s in page.json["statements"]]
+        if not page.json["more"]:
+            break
+        page = lrs.get(query={"more": _more(page)})
+    assert sorted(stored) == sorted(s["id"] for s in sent)
+    # A request of CHUNK statements or fewer still goes through the group commit, in one.
+    commits.clear()
+    assert lrs.post([statement(i) for i in range(CHUNK)]).status_code == 200 and len(commits) == 1
+
+
+@pytest.mark.parametrize("problem", ["invalid", "conflict", "void"])
+def test_a_bulk_request_refused_for_its_last_statement_stores_nothing(lrs, small_chunks, problem):
+    taken = lrs.with_scopes("statements/write").post({**statement(99), "id": new_id()})
+    taken_id = taken.json[0]
+    sent = [{**statement(i), "id": new_id()} for i in range(25)]
+    if problem == "invalid":
+        sent[-1]["verb"] = {"id": "not an iri"}
+    elif problem == "conflict":
+        sent[-1] = {**statement(98), "id": taken_id}  # the id stored, other content
+    else:
+        sent[-1] = voiding(taken_id)
+    writer = lrs.with_scopes("statements/write")
+    answer = writer.post(sent)
+    assert answer.status_code == {"invalid": 400, "conflict": 409, "void": 403}[problem], answer.json
+    assert [s["id"] for s in lrs.get(query={"limit": "100"}).json["statements"]] == [taken_id]
+
+
+def test_a_bulk_request_cut_short_midway_is_safe_to_send_again(lrs, small_chunks, monkeypatch):
+    """What the chunks leave possible: a failure after the first chunk committed. The
+    same request sent again stores the rest, and nothing twice (its statements carry ids)."""
+    sent = [{**statement(i), "id": new_id()} for i in range(25)]
+    real_store, calls = small_chunks.store, []
+
+    def store_then_fail(conn, batch, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the database went away")
+        return real_store(conn, batch, **kwargs)
+    monkeypatch.setattr(small_chunks, "store", store_then_fail)
+    assert lrs.post(sent).status_code != 200
+    assert len(lrs.get(query={"limit": "100"}).json["statements"]) == 10
+    monkeypatch.setattr(small_chunks, "store", real_store)
+    assert lrs.post(sent).status_code == 200
+    stored = lrs.get(query={"limit": "100"}).json["statements"]
+    assert sorted(s["id"] for s in stored) == sorted(s["id"] for s in sent)
+    assert _outbox_rows(lrs) == 25

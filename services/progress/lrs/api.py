@@ -28,6 +28,7 @@ from services.progress.lrs import statements as st
 from services.progress.lrs.documents import Scope
 from services.progress.lrs.validation import V1, V2, Invalid
 from shared import db, xapi
+from shared.blocking import run_blocking
 from shared.group_commit import GroupCommitter
 from shared.http import observe_request, whole_body
 
@@ -44,7 +45,7 @@ def _statement_writer(state) -> None:
     write = functools.partial(st.store_requests, lrs_outbox=outbox, topic=settings.topic("lrs"))
     state.app.extensions["lrs_writer"] = GroupCommitter(
         state.app.config["LEARNSTREAM_ENGINE"], write, name="lrs",
-        size=lambda job: len(job[0].rows), max_size=1_000)
+        size=lambda job: len(job[0].rows), max_size=st.CHUNK)
 
 MAX_BODY = 16 * 1024 * 1024
 ALT_HEADERS = {"authorization", "x-experience-api-version", "content-type", "content-length", "if-match",
@@ -385,25 +386,44 @@ def _post_statements(xr: XRequest, put_id: str | None) -> Response:
         batch = [payload]
     else:
         batch = payload if isinstance(payload, list) else [payload]
+    client, topic = xr.client, _settings().topic("lrs")
+    if len(batch) <= st.CHUNK:
+        rows = _prepared(batch, parts, xr.version, client, topic)
+        # Committed together with whatever other requests this process is writing now.
+        ids = current_app.extensions["lrs_writer"].submit((rows, parts))
+    else:
+        # A bulk request: its seconds of CPU in a native thread, so that this process's
+        # event loop goes on serving other clients meanwhile (they share the GIL), and
+        # its statements in transactions of CHUNK (statements.store_in_chunks says why).
+        ids = run_blocking(_store_bulk, _engine(), batch, parts, xr.version, client, topic)
+    if put_id is not None:
+        return Response(status=204)
+    return _json_response(ids)
+
+
+def _prepared(batch: list[dict], parts: dict, version: str, client: auth.Client, topic: str) -> st.Batch:
+    """The request's statements checked and turned into rows, or Invalid. No Flask here:
+    a bulk request runs it off the request's thread."""
     for i, statement in enumerate(batch):  # before anything else looks at it (shared.xapi.MAX_DEPTH)
         if xapi.too_deep(statement):
             raise Invalid(f"statement{f'[{i}]' if len(batch) > 1 else ''}: nests more than "
                           f"{xapi.MAX_DEPTH} objects or arrays deep")
     for i, statement in enumerate(batch):
-        validation.statement(statement, xr.version, f"statement[{i}]" if len(batch) > 1 else "statement")
+        validation.statement(statement, version, f"statement[{i}]" if len(batch) > 1 else "statement")
     att.check_parts(batch, parts)
     signatures.verify_all(batch, parts)
     now = xapi.utc_now()
-    authority = xr.client.authority
+    authority = client.authority
     for statement in batch:  # prepare sets the authority from the credentials (xAPI 2.4.9)
-        st.prepare(statement, authority=authority, version=xr.version, stored=now)
-    void_right = st.VoidRight(st.agent_key(authority), xr.client.may_void_any)
-    rows = st.rows_for(batch, topic=_settings().topic("lrs"), void_right=void_right)
-    # Committed together with whatever other requests this process is writing now.
-    ids = current_app.extensions["lrs_writer"].submit((rows, parts))
-    if put_id is not None:
-        return Response(status=204)
-    return _json_response(ids)
+        st.prepare(statement, authority=authority, version=version, stored=now)
+    void_right = st.VoidRight(st.agent_key(authority), client.may_void_any)
+    return st.rows_for(batch, topic=topic, void_right=void_right)
+
+
+def _store_bulk(engine, batch: list[dict], parts: dict, version: str, client: auth.Client, topic: str) -> list[str]:
+    from services.progress.tables import outbox
+    rows = _prepared(batch, parts, version, client, topic)
+    return st.store_in_chunks(engine, rows, parts, lrs_outbox=outbox, topic=topic)
 
 
 def _get_statements(xr: XRequest) -> Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,9 @@ from shared import db, xapi
 from shared.events import EventType
 
 MAX_PAGE = 500
+# Statements per write transaction: the group commit's limit for a group, and the size of
+# each transaction a bulk request (more than this in one request) is committed in.
+CHUNK = 1_000
 
 
 class Conflict(Exception):
@@ -232,6 +236,12 @@ class Batch:
     outbox_rows: dict[str, tuple]
     void_right: VoidRight | None = None  # None: statements from the bus, trusted
 
+    def part(self, start: int, stop: int) -> Batch:
+        statements = self.statements[start:stop]
+        ids = [s["id"] for s in statements]
+        return Batch(statements, self.rows[start:stop], {i: self.index_keys[i] for i in ids},
+                     {i: self.outbox_rows[i] for i in ids if i in self.outbox_rows}, self.void_right)
+
 
 def rows_for(statements: list[dict], *, topic: str | None, void_right: VoidRight | None = None) -> Batch:
     ids = [s["id"] for s in statements]
@@ -290,15 +300,8 @@ def store(conn: Connection, statements: list[dict] | Batch, *, lrs_outbox: sa.Ta
     # One round trip in the common case: insert, skipping ids already stored; only those
     # skipped are read back and compared (the same content is accepted, other content is 409).
     inserted = dict(conn.execute(_insert_new(conn.dialect.name), batch.rows).all())
-    if len(inserted) < len(batch.rows):
-        skipped = [i for i in ids if i not in inserted]
-        if not from_bus:
-            stored = dict(conn.execute(sa.select(t.statements.c.id, t.statements.c.payload)
-                                       .where(t.statements.c.id.in_(skipped))).all())
-            by_id = {s["id"]: s for s in statements}
-            for sid in skipped:
-                if not _same(orjson.loads(stored[sid]), by_id[sid]):
-                    raise Conflict(f"statement {sid} already exists with other content")
+    if len(inserted) < len(batch.rows) and not from_bus:
+        _check_same(conn, [s for s in statements if s["id"] not in inserted])
     fresh = [s for s in statements if s["id"] in inserted]
     if not fresh:
         return ids
@@ -312,6 +315,50 @@ def store(conn: Connection, statements: list[dict] | Batch, *, lrs_outbox: sa.Ta
         db.insert_many_fast(conn, lrs_outbox, ["topic", "key", "event_type", "payload", "created_at"], [
             (*batch.outbox_rows[s["id"]], now) for s in fresh])
     return ids
+
+
+def _check_same(conn: Connection, statements: list[dict]) -> None:
+    """Conflict (409) if any of these statements' ids is stored with other content."""
+    by_id = {s["id"]: s for s in statements}
+    for start in range(0, len(statements), CHUNK):
+        stored = conn.execute(sa.select(t.statements.c.id, t.statements.c.payload)
+                              .where(t.statements.c.id.in_([s["id"] for s in statements[start:start + CHUNK]])))
+        for sid, payload in stored:
+            if not _same(orjson.loads(payload), by_id[sid]):
+                raise Conflict(f"statement {sid} already exists with other content")
+
+
+def store_in_chunks(engine, batch: Batch, parts: dict[str, tuple[str, bytes]], *, lrs_outbox: sa.Table,
+                    topic: str) -> list[str]:
+    """A bulk request's statements, CHUNK to a transaction of its own, outside the group
+    commit: one 50,000-statement transaction held SQLite's write lock (and the process's
+    group committer) for seconds while every other client's POST waited (issue 12).
+
+    xAPI makes a batch all or nothing for what a client can get wrong, so everything that
+    can refuse it is decided for the whole batch before the first chunk commits: the
+    caller has validated every statement; here the ids already stored with other
+    content (409) and the voiding rights (403) are checked. The request answers only
+    once every chunk is in. What remains possible midway is what no check can rule out:
+    the process dies or the database goes away, or a concurrent request stores one of
+    the ids with other content between the check and its chunk (409). Then the first
+    chunks stay stored and the client gets no 200. Sending the same request again is
+    safe for statements that carry their ids (a statement stored unchanged is accepted
+    and skipped); statements without an id get new ones each time and would be stored
+    twice, so a bulk client should set ids (as xAPI recommends)."""
+    with db.reading(engine) as conn:
+        _check_same(conn, batch.statements)
+        check_voiding(conn, batch)
+    for start in range(0, len(batch.rows), CHUNK):
+        part = batch.part(start, start + CHUNK)
+        with engine.begin() as conn:
+            if start == 0 and parts:
+                save_attachments(conn, [(sha2, ctype, content) for sha2, (ctype, content) in parts.items()])
+            check_voiding(conn, part)  # again, in the transaction: a target stored since the check
+            store(conn, part, lrs_outbox=lrs_outbox, topic=topic)
+        # The write lock is free now: let the writers queued on it (flock wakes them in
+        # no order) take it before this request's next chunk does.
+        time.sleep(0.001)
+    return [s["id"] for s in batch.statements]
 
 
 def store_requests(conn: Connection, requests: Sequence[tuple[Batch, dict[str, tuple[str, bytes]]]], *,

@@ -28,7 +28,7 @@ from services.progress.lrs import statements as st
 from services.progress.lrs.documents import Scope
 from services.progress.lrs.validation import V1, V2, Invalid
 from shared import db, xapi
-from shared.blocking import run_blocking
+from shared.blocking import cooperate
 from shared.group_commit import GroupCommitter
 from shared.http import observe_request, whole_body
 
@@ -392,38 +392,34 @@ def _post_statements(xr: XRequest, put_id: str | None) -> Response:
         # Committed together with whatever other requests this process is writing now.
         ids = current_app.extensions["lrs_writer"].submit((rows, parts))
     else:
-        # A bulk request: its seconds of CPU in a native thread, so that this process's
-        # event loop goes on serving other clients meanwhile (they share the GIL), and
-        # its statements in transactions of CHUNK (statements.store_in_chunks says why).
-        ids = run_blocking(_store_bulk, _engine(), batch, parts, xr.version, client, topic)
+        # A bulk request: its seconds of CPU in slices with the event loop serving other
+        # clients in between, and its statements in transactions of CHUNK
+        # (statements.store_in_chunks says why).
+        from services.progress.tables import outbox
+        rows = _prepared(batch, parts, xr.version, client, topic, pause=cooperate)
+        ids = st.store_in_chunks(_engine(), rows, parts, lrs_outbox=outbox, topic=topic)
     if put_id is not None:
         return Response(status=204)
     return _json_response(ids)
 
 
-def _prepared(batch: list[dict], parts: dict, version: str, client: auth.Client, topic: str) -> st.Batch:
-    """The request's statements checked and turned into rows, or Invalid. No Flask here:
-    a bulk request runs it off the request's thread."""
-    for i, statement in enumerate(batch):  # before anything else looks at it (shared.xapi.MAX_DEPTH)
-        if xapi.too_deep(statement):
-            raise Invalid(f"statement{f'[{i}]' if len(batch) > 1 else ''}: nests more than "
-                          f"{xapi.MAX_DEPTH} objects or arrays deep")
-    for i, statement in enumerate(batch):
-        validation.statement(statement, version, f"statement[{i}]" if len(batch) > 1 else "statement")
+def _prepared(batch: list[dict], parts: dict, version: str, client: auth.Client, topic: str,
+              pause=None) -> st.Batch:
+    """The request's statements checked and turned into rows, or Invalid; `pause()`
+    between slices of the work, if given."""
+    for i, statement in enumerate(st.paced(batch, pause)):
+        path = f"statement[{i}]" if len(batch) > 1 else "statement"
+        if xapi.too_deep(statement):  # before anything else looks at it (shared.xapi.MAX_DEPTH)
+            raise Invalid(f"{path}: nests more than {xapi.MAX_DEPTH} objects or arrays deep")
+        validation.statement(statement, version, path)
     att.check_parts(batch, parts)
     signatures.verify_all(batch, parts)
     now = xapi.utc_now()
     authority = client.authority
-    for statement in batch:  # prepare sets the authority from the credentials (xAPI 2.4.9)
+    for statement in st.paced(batch, pause):  # prepare sets the authority from the credentials (xAPI 2.4.9)
         st.prepare(statement, authority=authority, version=version, stored=now)
     void_right = st.VoidRight(st.agent_key(authority), client.may_void_any)
-    return st.rows_for(batch, topic=topic, void_right=void_right)
-
-
-def _store_bulk(engine, batch: list[dict], parts: dict, version: str, client: auth.Client, topic: str) -> list[str]:
-    from services.progress.tables import outbox
-    rows = _prepared(batch, parts, version, client, topic)
-    return st.store_in_chunks(engine, rows, parts, lrs_outbox=outbox, topic=topic)
+    return st.rows_for(batch, topic=topic, void_right=void_right, pause=pause)
 
 
 def _get_statements(xr: XRequest) -> Response:

@@ -21,12 +21,15 @@ from services.progress.lrs import tables as t
 from services.progress.lrs.auth import AUTHORITY_HOME
 from services.progress.lrs.validation import V2, VOIDED, Invalid, comparable, new_id
 from shared import db, xapi
+from shared.blocking import run_blocking
 from shared.events import EventType
 
 MAX_PAGE = 500
 # Statements per write transaction: the group commit's limit for a group, and the size of
 # each transaction a bulk request (more than this in one request) is committed in.
 CHUNK = 1_000
+# Statements a bulk request's CPU-bound steps handle between two pauses (~10 ms of CPU).
+SLICE = 100
 
 
 class Conflict(Exception):
@@ -243,12 +246,24 @@ class Batch:
                      {i: self.outbox_rows[i] for i in ids if i in self.outbox_rows}, self.void_right)
 
 
-def rows_for(statements: list[dict], *, topic: str | None, void_right: VoidRight | None = None) -> Batch:
+def paced(items: list, pause=None):
+    """The items, with `pause()` called after every SLICE of them (if a pause is given)."""
+    if pause is None:
+        yield from items
+        return
+    for start in range(0, len(items), SLICE):
+        yield from items[start:start + SLICE]
+        pause()
+
+
+def rows_for(statements: list[dict], *, topic: str | None, void_right: VoidRight | None = None,
+             pause=None) -> Batch:
+    """`pause()`, if given, between slices of SLICE statements (shared.blocking.cooperate)."""
     ids = [s["id"] for s in statements]
     if len(set(ids)) != len(ids):
         raise Invalid("the same statement id appears twice in one request")
     rows, index_keys, outbox_rows = [], {}, {}
-    for statement in statements:
+    for statement in paced(statements, pause):
         obj = statement["object"]
         payload = orjson.dumps(statement)
         rows.append({
@@ -345,20 +360,29 @@ def store_in_chunks(engine, batch: Batch, parts: dict[str, tuple[str, bytes]], *
     safe for statements that carry their ids (a statement stored unchanged is accepted
     and skipped); statements without an id get new ones each time and would be stored
     twice, so a bulk client should set ids (as xAPI recommends)."""
-    with db.reading(engine) as conn:
-        _check_same(conn, batch.statements)
-        check_voiding(conn, batch)
+    run_blocking(_check_whole, engine, batch)
     for start in range(0, len(batch.rows), CHUNK):
-        part = batch.part(start, start + CHUNK)
-        with engine.begin() as conn:
-            if start == 0 and parts:
-                save_attachments(conn, [(sha2, ctype, content) for sha2, (ctype, content) in parts.items()])
-            check_voiding(conn, part)  # again, in the transaction: a target stored since the check
-            store(conn, part, lrs_outbox=lrs_outbox, topic=topic)
+        run_blocking(_commit_chunk, engine, batch.part(start, start + CHUNK), parts if start == 0 else {},
+                     lrs_outbox, topic)
         # The write lock is free now: let the writers queued on it (flock wakes them in
         # no order) take it before this request's next chunk does.
         time.sleep(0.001)
     return [s["id"] for s in batch.statements]
+
+
+def _check_whole(engine, batch: Batch) -> None:
+    with db.reading(engine) as conn:
+        _check_same(conn, batch.statements)
+        check_voiding(conn, batch)
+
+
+def _commit_chunk(engine, part: Batch, parts: dict[str, tuple[str, bytes]], lrs_outbox: sa.Table,
+                  topic: str) -> None:
+    with engine.begin() as conn:
+        if parts:
+            save_attachments(conn, [(sha2, ctype, content) for sha2, (ctype, content) in parts.items()])
+        check_voiding(conn, part)  # again, in the transaction: a target stored since the check
+        store(conn, part, lrs_outbox=lrs_outbox, topic=topic)
 
 
 def store_requests(conn: Connection, requests: Sequence[tuple[Batch, dict[str, tuple[str, bytes]]]], *,

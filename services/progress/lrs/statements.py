@@ -291,8 +291,8 @@ def check_voiding(conn: Connection, batch: Batch) -> None:
     targets = {s["object"]["id"].lower() for s in batch.statements if s["verb"]["id"] == VOIDED}
     if right is None or not targets:
         return
-    stored = conn.execute(sa.select(t.statements.c.id, t.statements.c.payload)
-                          .where(t.statements.c.id.in_(sorted(targets)))).all()
+    stored = [row for chunk in db.chunks(sorted(targets)) for row in conn.execute(
+        sa.select(t.statements.c.id, t.statements.c.payload).where(t.statements.c.id.in_(chunk)))]
     for target, payload in stored:
         authority = orjson.loads(payload).get("authority") or {}
         if (authority.get("account") or {}).get("homePage") != AUTHORITY_HOME:
@@ -335,9 +335,9 @@ def store(conn: Connection, statements: list[dict] | Batch, *, lrs_outbox: sa.Ta
 def _check_same(conn: Connection, statements: list[dict]) -> None:
     """Conflict (409) if any of these statements' ids is stored with other content."""
     by_id = {s["id"]: s for s in statements}
-    for start in range(0, len(statements), CHUNK):
+    for chunk in db.chunks(list(by_id)):
         stored = conn.execute(sa.select(t.statements.c.id, t.statements.c.payload)
-                              .where(t.statements.c.id.in_([s["id"] for s in statements[start:start + CHUNK]])))
+                              .where(t.statements.c.id.in_(chunk)))
         for sid, payload in stored:
             if not _same(orjson.loads(payload), by_id[sid]):
                 raise Conflict(f"statement {sid} already exists with other content")

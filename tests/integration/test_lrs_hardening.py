@@ -88,6 +88,13 @@ def test_a_configured_cursor_secret_signs_instead(deployment):
     assert lrs.get(query={"more": token}).status_code == 400
 
 
+def test_an_empty_array_stores_nothing_and_is_no_500(lrs):
+    """Found by schemathesis: POST [] reached the database as an empty INSERT."""
+    answer = lrs.post([])
+    assert answer.status_code == 200 and answer.json == []
+    assert lrs.get().json["statements"] == []
+
+
 # --- deep nesting (shared.xapi.MAX_DEPTH) ----------------------------------------------
 
 def deep_statement(n: int, depth: int) -> bytes:

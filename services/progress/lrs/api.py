@@ -387,6 +387,9 @@ def _post_statements(xr: XRequest, put_id: str | None) -> Response:
     else:
         batch = payload if isinstance(payload, list) else [payload]
     client, topic = xr.client, _settings().topic("lrs")
+    if not batch:  # an empty array: nothing to store (an empty INSERT was a 500, found by fuzzing)
+        att.check_parts(batch, parts)
+        return _json_response([])
     if len(batch) <= st.CHUNK:
         rows = _prepared(batch, parts, xr.version, client, topic)
         # Committed together with whatever other requests this process is writing now.

@@ -54,6 +54,7 @@ bench: bench-deps venv ## benchmarks (not part of make test); figures go to stdo
 	$(BIN)/python -m bench.certification
 	$(BIN)/python -m bench.progress
 	$(BIN)/python -m bench.lrs
+	$(BIN)/python -m bench.lrs_bulk
 
 lint: venv ## ruff
 	$(BIN)/ruff check shared services tests bench

@@ -34,3 +34,15 @@ def run_blocking(function, *args):
         import gevent
         return gevent.get_hub().threadpool.apply(function, args)
     return function(*args)
+
+
+def cooperate() -> None:
+    """Let the event loop serve its other connections before going on (a no-op outside
+    a gevent event loop). Long CPU-bound work on the loop (a bulk statement request's
+    validation) calls it between slices, so that other clients wait for a slice of it,
+    not all of it; a native thread would not do: the loop would win the GIL back only
+    every switch interval (5 ms) after each of its own system calls. `gevent.idle`, as
+    the keep-alive hook in deploy/gunicorn.conf.py: the loop polls its sockets first."""
+    if _LOOP is not None and _LOOP[0]() == _LOOP[1]:
+        import gevent
+        gevent.idle()

@@ -201,7 +201,9 @@ def lrs_credentials() -> None:
 @lrs_credentials.command("create", help="Create a key and secret with xAPI scopes; the secret is shown once.")
 @click.option("--name", required=True, help="Who the credential is for (becomes the statements' authority name).")
 @click.option("--scope", "scopes", multiple=True, default=("all",), show_default=True,
-              help="statements/write, statements/read, statements/read/mine, state, define, profile, all/read, all.")
+              help="statements/write, statements/read, statements/read/mine, statements/void/any (void other "
+                   "credentials' statements; without it a key voids only its own), state, define, profile, "
+                   "all/read, all.")
 def lrs_credentials_create(name, scopes):
     from services.progress.lrs import auth as lrs_auth
 

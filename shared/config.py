@@ -99,6 +99,9 @@ class Settings:
     timer_interval_seconds: float = 10.0
     log_level: str = "INFO"
     database_timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
+    # The key the LRS signs its `more` page tokens with; empty: a random one kept in the
+    # progress database (services/progress/lrs/cursors.py says why either works).
+    lrs_cursor_secret: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, service: str, env=os.environ) -> Settings:
@@ -130,6 +133,7 @@ class Settings:
                 statement_seconds=float(env.get("DATABASE_STATEMENT_TIMEOUT_SECONDS", "30")),
                 sqlite_busy_seconds=float(env.get("SQLITE_BUSY_TIMEOUT_SECONDS", "30")),
             ),
+            lrs_cursor_secret=env.get("LRS_CURSOR_SECRET", ""),
         )
 
     @property

@@ -47,3 +47,24 @@ def test_statement_round_trip_keeps_context_shape():
 def test_decode_rejects_unusable_records_with_a_reason(raw, reason):
     with pytest.raises(xapi.InvalidStatement, match=reason):
         xapi.decode(raw)
+
+
+def _nested(levels: int):
+    value = 1
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def test_decode_refuses_a_statement_nested_deeper_than_the_limit():
+    """A record every path could not take (orjson serialises 254 levels) is a dead
+    letter on the consumer side, not a crash where the progress worker stores it."""
+    stmt = xapi.statement(xapi.agent(email="a@x.test"), xapi.COMPLETED, xapi.activity("https://x.test/a"),
+                          authority=xapi.service_agent("test"))
+    stmt["result"] = {"extensions": {"https://x.test/ext": _nested(xapi.MAX_DEPTH - 3)}}
+    assert not xapi.too_deep(stmt) and xapi.decode(xapi.encode(stmt)) == stmt
+    stmt["result"]["extensions"]["https://x.test/ext"] = _nested(xapi.MAX_DEPTH - 2)
+    assert xapi.too_deep(stmt)
+    with pytest.raises(xapi.InvalidStatement, match="levels deep"):
+        xapi.decode(xapi.encode(stmt))
+    assert xapi.too_deep([[]], 1) and not xapi.too_deep([], 1) and not xapi.too_deep("x", 0)

@@ -23,11 +23,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import http_date, parse_accept_header
 
 from services.progress.lrs import attachments as att
-from services.progress.lrs import auth, documents, signatures, validation
+from services.progress.lrs import auth, cursors, documents, signatures, validation
 from services.progress.lrs import statements as st
 from services.progress.lrs.documents import Scope
 from services.progress.lrs.validation import V1, V2, Invalid
 from shared import db, xapi
+from shared.blocking import cooperate
 from shared.group_commit import GroupCommitter
 from shared.http import (
     DATABASE_UNAVAILABLE,
@@ -50,7 +51,7 @@ def _statement_writer(state) -> None:
     write = functools.partial(st.store_requests, lrs_outbox=outbox, topic=settings.topic("lrs"))
     state.app.extensions["lrs_writer"] = GroupCommitter(
         state.app.config["LEARNSTREAM_ENGINE"], write, name="lrs",
-        size=lambda job: len(job[0].rows), max_size=1_000)
+        size=lambda job: len(job[0].rows), max_size=st.CHUNK)
 
 MAX_BODY = 16 * 1024 * 1024
 ALT_HEADERS = {"authorization", "x-experience-api-version", "content-type", "content-length", "if-match",
@@ -97,6 +98,10 @@ def _engine():
 
 def _settings():
     return current_app.config["LEARNSTREAM_SETTINGS"]
+
+
+def _cursor_key() -> bytes:
+    return cursors.signing_key(_engine(), _settings().lrs_cursor_secret)
 
 
 def _json_response(value, status: int = 200, headers: dict | None = None) -> Response:
@@ -238,6 +243,8 @@ def _answer(environ: dict, handler, *, needs_auth: bool = True, needs_version: b
         response = _error(exc.status, exc.message, exc.headers)
     except st.Conflict as exc:
         response = _error(409, str(exc))
+    except st.Forbidden as exc:
+        response = _error(403, str(exc))
     except documents.PreconditionFailed as exc:
         response = _error(412, str(exc))
     except documents.PreconditionRequired as exc:
@@ -388,20 +395,43 @@ def _post_statements(xr: XRequest, put_id: str | None) -> Response:
         batch = [payload]
     else:
         batch = payload if isinstance(payload, list) else [payload]
-    for i, statement in enumerate(batch):
-        validation.statement(statement, xr.version, f"statement[{i}]" if len(batch) > 1 else "statement")
-    att.check_parts(batch, parts)
-    signatures.verify_all(batch, parts)
-    now = xapi.utc_now()
-    authority = xr.client.authority
-    for statement in batch:  # prepare sets the authority from the credentials (xAPI 2.4.9)
-        st.prepare(statement, authority=authority, version=xr.version, stored=now)
-    rows = st.rows_for(batch, topic=_settings().topic("lrs"))
-    # Committed together with whatever other requests this process is writing now.
-    ids = current_app.extensions["lrs_writer"].submit((rows, parts))
+    client, topic = xr.client, _settings().topic("lrs")
+    if not batch:  # an empty array: nothing to store (an empty INSERT was a 500, found by fuzzing)
+        att.check_parts(batch, parts)
+        return _json_response([])
+    if len(batch) <= st.CHUNK:
+        rows = _prepared(batch, parts, xr.version, client, topic)
+        # Committed together with whatever other requests this process is writing now.
+        ids = current_app.extensions["lrs_writer"].submit((rows, parts))
+    else:
+        # A bulk request: its seconds of CPU in slices with the event loop serving other
+        # clients in between, and its statements in transactions of CHUNK
+        # (statements.store_in_chunks says why).
+        from services.progress.tables import outbox
+        rows = _prepared(batch, parts, xr.version, client, topic, pause=cooperate)
+        ids = st.store_in_chunks(_engine(), rows, parts, lrs_outbox=outbox, topic=topic)
     if put_id is not None:
         return Response(status=204)
     return _json_response(ids)
+
+
+def _prepared(batch: list[dict], parts: dict, version: str, client: auth.Client, topic: str,
+              pause=None) -> st.Batch:
+    """The request's statements checked and turned into rows, or Invalid; `pause()`
+    between slices of the work, if given."""
+    for i, statement in enumerate(st.paced(batch, pause)):
+        path = f"statement[{i}]" if len(batch) > 1 else "statement"
+        if xapi.too_deep(statement):  # before anything else looks at it (shared.xapi.MAX_DEPTH)
+            raise Invalid(f"{path}: nests more than {xapi.MAX_DEPTH} objects or arrays deep")
+        validation.statement(statement, version, path)
+    att.check_parts(batch, parts)
+    signatures.verify_all(batch, parts)
+    now = xapi.utc_now()
+    authority = client.authority
+    for statement in st.paced(batch, pause):  # prepare sets the authority from the credentials (xAPI 2.4.9)
+        st.prepare(statement, authority=authority, version=version, stored=now)
+    void_right = st.VoidRight(st.agent_key(authority), client.may_void_any)
+    return st.rows_for(batch, topic=topic, void_right=void_right, pause=pause)
 
 
 def _get_statements(xr: XRequest) -> Response:
@@ -431,9 +461,7 @@ def _get_statements(xr: XRequest) -> Response:
     if "more" in xr.params:
         if len(xr.params) != 1:
             raise Invalid("more takes no other parameters")
-        token = st.decode_cursor(xr.params["more"])
-        xr.params = dict(token.get("p") or {})
-        cursor = token.get("c")
+        xr.params, cursor = cursors.decode(xr.params["more"], key=_cursor_key(), credential=xr.client.key)
         _allowed(xr, STATEMENT_GET_PARAMS - {"more"})
     else:
         cursor = None
@@ -448,7 +476,7 @@ def _get_statements(xr: XRequest) -> Response:
     more = ""
     if next_cursor is not None:
         more = f"{request.script_root}/xapi/statements?" + urlencode(
-            {"more": st.encode_cursor(next_cursor, xr.params)})
+            {"more": cursors.encode(next_cursor, xr.params, key=_cursor_key(), credential=xr.client.key)})
     result = {"statements": [st.formatted(s, fmt, languages) for s in page], "more": more}
     headers = {"X-Experience-API-Consistent-Through": consistent, "Last-Modified": http_date(xapi.utc_now())}
     return _statement_response(result, files, with_attachments, headers)

@@ -20,8 +20,10 @@ from sqlalchemy.engine import Connection, Engine
 from services.progress.lrs import tables as t
 from shared import db, xapi
 
-SCOPES = ("statements/write", "statements/read", "statements/read/mine", "state", "define", "profile",
-          "all/read", "all")
+# statements/void/any: a voiding statement may target statements other credentials stored
+# (without it, or all, a key voids only its own; nobody voids the services' statements).
+SCOPES = ("statements/write", "statements/read", "statements/read/mine", "statements/void/any", "state", "define",
+          "profile", "all/read", "all")
 AUTHORITY_HOME = "https://learnstream.dev/lrs/credentials"
 _CACHE_SECONDS = 300
 _N, _R, _P = 2**14, 8, 1
@@ -48,6 +50,10 @@ class Client:
         if action == "statements/read" and "statements/read/mine" in scopes:
             return True
         return action in scopes
+
+    @property
+    def may_void_any(self) -> bool:
+        return bool({"all", "statements/void/any"} & self.scopes)
 
     @property
     def only_mine(self) -> bool:

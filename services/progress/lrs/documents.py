@@ -102,6 +102,8 @@ def write(engine: Engine, scope: Scope, document_id: str, content: bytes, conten
             raise Invalid("the document is not valid JSON") from None
         if not isinstance(incoming, dict):
             raise Invalid("a POSTed JSON document must be an object to merge")
+        if xapi.too_deep(incoming):  # the merge serialises it again (shared.xapi.MAX_DEPTH)
+            raise Invalid(f"the document nests more than {xapi.MAX_DEPTH} objects or arrays deep")
     key = scope.key(document_id)
     now = xapi.utc_now()
     with engine.begin() as conn:
@@ -115,9 +117,12 @@ def write(engine: Engine, scope: Scope, document_id: str, content: bytes, conten
         if current is not None and merge:
             if not (_is_json(content_type) and _is_json(current.content_type)):
                 raise Invalid("only JSON documents can be merged by POST")
-            stored = orjson.loads(current.content)
-            if not isinstance(stored, dict):
-                raise Invalid("the stored document is not a JSON object")
+            try:  # a PUT stores any bytes: the stored document may be anything
+                stored = orjson.loads(current.content)
+            except orjson.JSONDecodeError:
+                raise Invalid("the stored document is not JSON that can be merged") from None
+            if not isinstance(stored, dict) or xapi.too_deep(stored):
+                raise Invalid(f"the stored document is not a JSON object of at most {xapi.MAX_DEPTH} levels")
             content = orjson.dumps({**stored, **incoming})
             content_type = JSON
         etag = etag_of(content)

@@ -6,9 +6,9 @@ rows in the caller's transaction; `query` answers GET /statements. No Flask here
 """
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,15 +18,38 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.progress.lrs import tables as t
+from services.progress.lrs.auth import AUTHORITY_HOME
 from services.progress.lrs.validation import V2, VOIDED, Invalid, comparable, new_id
 from shared import db, xapi
+from shared.blocking import run_blocking
 from shared.events import EventType
 
 MAX_PAGE = 500
+# Statements per write transaction: the group commit's limit for a group, and the size of
+# each transaction a bulk request (more than this in one request) is committed in.
+CHUNK = 1_000
+# Statements a bulk request's CPU-bound steps handle between two pauses (~10 ms of CPU).
+SLICE = 100
 
 
 class Conflict(Exception):
     """A statement id already stored with different content (HTTP 409)."""
+
+
+class Forbidden(Exception):
+    """A voiding statement this credential may not send (HTTP 403)."""
+
+
+@dataclass(frozen=True)
+class VoidRight:
+    """Which statements a request's voiding statements may target: those whose authority
+    is the request's own (`authority_key`, its agent_key), or any a client stored (`any`:
+    scopes all, statements/void/any). Statements learnstream's services published (stored
+    from their topics, with their own authority) are never voidable here: the service
+    that made one is the only one that can take it back, through its own API."""
+
+    authority_key: str
+    any: bool
 
 
 @functools.lru_cache(maxsize=65_536)  # activities, verbs and authorities repeat in almost every statement
@@ -214,14 +237,33 @@ class Batch:
     rows: list[dict]
     index_keys: dict[str, list[tuple[str, str]]]
     outbox_rows: dict[str, tuple]
+    void_right: VoidRight | None = None  # None: statements from the bus, trusted
+
+    def part(self, start: int, stop: int) -> Batch:
+        statements = self.statements[start:stop]
+        ids = [s["id"] for s in statements]
+        return Batch(statements, self.rows[start:stop], {i: self.index_keys[i] for i in ids},
+                     {i: self.outbox_rows[i] for i in ids if i in self.outbox_rows}, self.void_right)
 
 
-def rows_for(statements: list[dict], *, topic: str | None) -> Batch:
+def paced(items: list, pause=None):
+    """The items, with `pause()` called after every SLICE of them (if a pause is given)."""
+    if pause is None:
+        yield from items
+        return
+    for start in range(0, len(items), SLICE):
+        yield from items[start:start + SLICE]
+        pause()
+
+
+def rows_for(statements: list[dict], *, topic: str | None, void_right: VoidRight | None = None,
+             pause=None) -> Batch:
+    """`pause()`, if given, between slices of SLICE statements (shared.blocking.cooperate)."""
     ids = [s["id"] for s in statements]
     if len(set(ids)) != len(ids):
         raise Invalid("the same statement id appears twice in one request")
     rows, index_keys, outbox_rows = [], {}, {}
-    for statement in statements:
+    for statement in paced(statements, pause):
         obj = statement["object"]
         payload = orjson.dumps(statement)
         rows.append({
@@ -235,7 +277,30 @@ def rows_for(statements: list[dict], *, topic: str | None) -> Batch:
         if topic is not None:  # (topic, key, event_type, payload): created_at is added when written
             outbox_rows[statement["id"]] = (topic, xapi.learner_key(statement["actor"]),
                                             str(EventType.LRS_STATEMENT), payload)
-    return Batch(statements, rows, index_keys, outbox_rows)
+    return Batch(statements, rows, index_keys, outbox_rows, void_right)
+
+
+def check_voiding(conn: Connection, batch: Batch) -> None:
+    """Raise Forbidden unless the batch's VoidRight allows every voiding statement in it;
+    in the transaction that will store the batch, before anything of it is written.
+    A target the batch itself brings counts as the request's own only if it is not
+    stored yet: sending another key's statement again (accepted as the same) and voiding
+    it in one request must not pass. A target not stored at all is accepted, as xAPI
+    asks (the voiding statement is stored; an LRS POST arriving later is not voided)."""
+    right = batch.void_right
+    targets = {s["object"]["id"].lower() for s in batch.statements if s["verb"]["id"] == VOIDED}
+    if right is None or not targets:
+        return
+    stored = [row for chunk in db.chunks(sorted(targets)) for row in conn.execute(
+        sa.select(t.statements.c.id, t.statements.c.payload).where(t.statements.c.id.in_(chunk)))]
+    for target, payload in stored:
+        authority = orjson.loads(payload).get("authority") or {}
+        if (authority.get("account") or {}).get("homePage") != AUTHORITY_HOME:
+            raise Forbidden(f"statement {target} was published by a learnstream service: only that service "
+                            f"can take it back, not a voiding statement")
+        if not right.any and agent_key(authority) != right.authority_key:
+            raise Forbidden(f"statement {target} was stored by another credential: this one may void only its "
+                            f"own statements (scope statements/void/any voids any)")
 
 
 def store(conn: Connection, statements: list[dict] | Batch, *, lrs_outbox: sa.Table | None, topic: str | None,
@@ -250,15 +315,8 @@ def store(conn: Connection, statements: list[dict] | Batch, *, lrs_outbox: sa.Ta
     # One round trip in the common case: insert, skipping ids already stored; only those
     # skipped are read back and compared (the same content is accepted, other content is 409).
     inserted = dict(conn.execute(_insert_new(conn.dialect.name), batch.rows).all())
-    if len(inserted) < len(batch.rows):
-        skipped = [i for i in ids if i not in inserted]
-        if not from_bus:
-            stored = dict(conn.execute(sa.select(t.statements.c.id, t.statements.c.payload)
-                                       .where(t.statements.c.id.in_(skipped))).all())
-            by_id = {s["id"]: s for s in statements}
-            for sid in skipped:
-                if not _same(orjson.loads(stored[sid]), by_id[sid]):
-                    raise Conflict(f"statement {sid} already exists with other content")
+    if len(inserted) < len(batch.rows) and not from_bus:
+        _check_same(conn, [s for s in statements if s["id"] not in inserted])
     fresh = [s for s in statements if s["id"] in inserted]
     if not fresh:
         return ids
@@ -274,11 +332,66 @@ def store(conn: Connection, statements: list[dict] | Batch, *, lrs_outbox: sa.Ta
     return ids
 
 
+def _check_same(conn: Connection, statements: list[dict]) -> None:
+    """Conflict (409) if any of these statements' ids is stored with other content."""
+    by_id = {s["id"]: s for s in statements}
+    for chunk in db.chunks(list(by_id)):
+        stored = conn.execute(sa.select(t.statements.c.id, t.statements.c.payload)
+                              .where(t.statements.c.id.in_(chunk)))
+        for sid, payload in stored:
+            if not _same(orjson.loads(payload), by_id[sid]):
+                raise Conflict(f"statement {sid} already exists with other content")
+
+
+def store_in_chunks(engine, batch: Batch, parts: dict[str, tuple[str, bytes]], *, lrs_outbox: sa.Table,
+                    topic: str) -> list[str]:
+    """A bulk request's statements, CHUNK to a transaction of its own, outside the group
+    commit: one 50,000-statement transaction held SQLite's write lock (and the process's
+    group committer) for seconds while every other client's POST waited (issue 12).
+
+    xAPI makes a batch all or nothing for what a client can get wrong, so everything that
+    can refuse it is decided for the whole batch before the first chunk commits: the
+    caller has validated every statement; here the ids already stored with other
+    content (409) and the voiding rights (403) are checked. The request answers only
+    once every chunk is in. What remains possible midway is what no check can rule out:
+    the process dies or the database goes away, or a concurrent request stores one of
+    the ids with other content between the check and its chunk (409). Then the first
+    chunks stay stored and the client gets no 200. Sending the same request again is
+    safe for statements that carry their ids (a statement stored unchanged is accepted
+    and skipped); statements without an id get new ones each time and would be stored
+    twice, so a bulk client should set ids (as xAPI recommends)."""
+    run_blocking(_check_whole, engine, batch)
+    for start in range(0, len(batch.rows), CHUNK):
+        run_blocking(_commit_chunk, engine, batch.part(start, start + CHUNK), parts if start == 0 else {},
+                     lrs_outbox, topic)
+        # The write lock is free now: let the writers queued on it (flock wakes them in
+        # no order) take it before this request's next chunk does.
+        time.sleep(0.001)
+    return [s["id"] for s in batch.statements]
+
+
+def _check_whole(engine, batch: Batch) -> None:
+    with db.reading(engine) as conn:
+        _check_same(conn, batch.statements)
+        check_voiding(conn, batch)
+
+
+def _commit_chunk(engine, part: Batch, parts: dict[str, tuple[str, bytes]], lrs_outbox: sa.Table,
+                  topic: str) -> None:
+    with engine.begin() as conn:
+        if parts:
+            save_attachments(conn, [(sha2, ctype, content) for sha2, (ctype, content) in parts.items()])
+        check_voiding(conn, part)  # again, in the transaction: a target stored since the check
+        store(conn, part, lrs_outbox=lrs_outbox, topic=topic)
+
+
 def store_requests(conn: Connection, requests: Sequence[tuple[Batch, dict[str, tuple[str, bytes]]]], *,
                    lrs_outbox: sa.Table, topic: str) -> list[list[str]]:
     """Several requests' statements and attachments in one transaction (group commit:
     shared.group_commit); the ids each request stored. Raises as `store` does, for the
     group as a whole; the committer then retries each request alone."""
+    for batch, _ in requests:
+        check_voiding(conn, batch)
     parts = {sha2: part for _, request_parts in requests for sha2, part in request_parts.items()}
     if parts:
         save_attachments(conn, [(sha2, ctype, content) for sha2, (ctype, content) in parts.items()])
@@ -347,13 +460,6 @@ class Filters:
     ascending: bool = False
 
 
-def decode_cursor(token: str) -> dict:
-    try:
-        return orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (ValueError, orjson.JSONDecodeError):
-        raise Invalid("more: not a page token this LRS issued") from None
-
-
 def query(conn: Connection, filters: Filters, cursor: dict | None = None,
           authority: dict | None = None) -> tuple[list[dict], dict | None]:
     """One page of statements (not voided), newest stored first unless ascending; and the
@@ -411,11 +517,6 @@ def _matching(table, filters: Filters) -> list:
     if filters.registration is not None:
         clauses.append(table.c.registration == filters.registration.lower())
     return clauses
-
-
-def encode_cursor(cursor: dict, params: dict) -> str:
-    """The `more` token: the next page's position and the query's parameters."""
-    return base64.urlsafe_b64encode(orjson.dumps({"p": params, "c": cursor})).decode().rstrip("=")
 
 
 # --- formats --------------------------------------------------------------------------

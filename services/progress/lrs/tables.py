@@ -73,3 +73,12 @@ credentials = sa.Table(
     sa.Column("scopes", sa.String(500), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )
+
+# Secrets the LRS makes for itself, one row each (today only "cursor", the key the `more`
+# page tokens are signed with when LRS_CURSOR_SECRET is not set): in the database, so
+# that every web worker and every restart signs and checks with the same key.
+secrets = sa.Table(
+    "lrs_secrets", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.LargeBinary(), nullable=False),
+)

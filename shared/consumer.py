@@ -82,6 +82,9 @@ class Projection:
     topics: list[str]
     handlers: Mapping[str, Handler]
     tables: list[sa.Table] = field(default_factory=list)
+    # Run once at the end of a rebuild, in a replaying transaction: for a read model its
+    # handlers leave to be derived once from everything replayed (see replaying()).
+    after_replay: Callable[[Connection], None] | None = None
 
 
 def define_consumer_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
@@ -398,6 +401,9 @@ class ProjectionRunner:
                         bar.update(len(records))
                     remaining = {(tp.topic, tp.partition) for tp in consumer.position(
                         [TopicPartition(t, p) for t, p in remaining]) if tp.offset < end[(tp.topic, tp.partition)]}
+            if self.projection.after_replay is not None:
+                with replaying_engine.begin() as conn:
+                    self.projection.after_replay(conn)
             self.last_rebuild_rate = read / max(time.monotonic() - started, 1e-9)
             return read
         finally:

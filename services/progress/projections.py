@@ -117,4 +117,5 @@ def projection(settings: Settings) -> Projection:
     # Every statement on these topics is also stored in the LRS (issue 3), whatever its type.
     topics = [settings.topic("enrollment"), settings.topic("lrs"), settings.topic("assessment"),
               settings.topic("certification")]
-    return Projection(topics=topics, handlers=AlsoStoredInLrs(HANDLERS), tables=READ_MODELS)
+    return Projection(topics=topics, handlers=AlsoStoredInLrs(HANDLERS), tables=READ_MODELS,
+                      after_replay=facts.refresh_everyone)

@@ -2,8 +2,9 @@
 
 One client for all of it, librdkafka (confluent-kafka): the relay's producer, the
 projections' consumers, the dead letters and the topic administration. It does in C the
-per-record work kafka-python did in Python (about 80% of a projection process's CPU),
-and its consumer rebalances cooperatively. Every setting we rely on is spelled out here.
+per-record work kafka-python did in Python (a fifth of the projections' CPU under the
+LRS benchmark, docs/performance.md), and its consumer rebalances cooperatively. Every
+setting we rely on is spelled out here.
 """
 from __future__ import annotations
 

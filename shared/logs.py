@@ -36,5 +36,3 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # kafka-python is chatty at INFO about every (re)connection.
-    logging.getLogger("kafka").setLevel(logging.WARNING)

@@ -298,7 +298,8 @@ def publish_lrs(deployment, statements):
     settings = deployment.settings("assessment")
     publisher = bus.Publisher(settings, role="test")
     publisher.publish((settings.topic("lrs"), xapi.learner_key(stmt["actor"]).encode(), xapi.encode(stmt),
-                       events.headers("progress", events.EventType.LRS_STATEMENT)) for stmt in statements)
+                       events.statement_headers("progress", events.EventType.LRS_STATEMENT, stmt))
+                      for stmt in statements)
     publisher.close()
 
 

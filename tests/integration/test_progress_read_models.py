@@ -168,7 +168,7 @@ def test_rebuild_reproduces_the_rows(runner, deployment):
     topics = {"enrolment": "enrollment", "lrs": "lrs", "final-test": "assessment", "certificate": "certification"}
     publisher = bus.Publisher(settings_, role="test")
     publisher.publish((settings_.topic(topics[kind.split(".")[0]]), s.xapi.learner_key(stmt["actor"]).encode(),
-                       s.xapi.encode(stmt), s.events.headers(topics[kind.split(".")[0]], kind))
+                       s.xapi.encode(stmt), s.events.statement_headers(topics[kind.split(".")[0]], kind, stmt))
                       for kind, stmt in facts)
     publisher.close()
     deployment.start_worker("progress")

@@ -35,9 +35,10 @@ def _enrolment(n: int) -> tuple[str, dict]:
 
 
 def _record(topic: str, kind: str, stmt: dict, **changes) -> tuple:
-    record = {"topic": topic, "value": xapi.encode(stmt), "headers": events.headers("test", kind)} | changes
-    if "key" not in record:
-        record["key"] = xapi.learner_key(stmt["actor"]).encode()
+    key = changes["key"] if "key" in changes else xapi.learner_key(stmt["actor"]).encode()
+    subject = key.decode(errors="replace") if key else ""
+    record = {"topic": topic, "key": key, "value": xapi.encode(stmt),
+              "headers": events.headers("test", kind, stmt["id"], subject, stmt["stored"])} | changes
     return record["topic"], record["key"], record["value"], record["headers"]
 
 
@@ -92,6 +93,8 @@ def test_every_malformed_record_is_dead_lettered_and_the_next_one_is_applied(dep
                                            key=b"group"),
         "event type not UTF-8": _record(topic, "x", _enrolment(90)[1],
                                         headers=[("source", b"test"), ("event-type", b"\xff\xfe")]),
+        "ce_type not UTF-8": _record(topic, "x", _enrolment(97)[1],
+                                     headers=[("ce_source", b"/learnstream/test"), ("ce_type", b"\xff\xfe")]),
         "no key": _record(topic, *_enrolment(91), key=None),
         "key not UTF-8": _record(topic, *_enrolment(92), key=b"\xff\xfe"),
         "no headers": _record(topic, *_enrolment(93), headers=[]),

@@ -78,7 +78,8 @@ def produce(deployment, records: list[tuple]) -> None:
     publisher = bus.Publisher(settings, role="test")
     try:
         publisher.publish((settings.topic(service), xapi.learner_key(stmt["actor"]).encode(), xapi.encode(stmt),
-                           events.headers(SOURCES[service], event_type)) for service, event_type, stmt in records)
+                           events.statement_headers(SOURCES[service], event_type, stmt))
+                          for service, event_type, stmt in records)
     finally:
         publisher.close()
 

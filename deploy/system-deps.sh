@@ -37,6 +37,9 @@ command -v chromedriver >/dev/null 2>&1 || pkgs+=(chromium-driver)
 if ((bench)); then
   command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)
 fi
+# node + npm: the AsyncAPI parser that checks docs/asyncapi.yaml (tests/asyncapi, installed by the test)
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
 if ((${#pkgs[@]} == 0)); then
   exit 0

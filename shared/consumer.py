@@ -127,12 +127,12 @@ def parse(record: Record) -> _Parsed:
     """A pure function of the record's bytes, so any error in it is the record's own and
     retrying cannot help: every one is unprocessable (headers, key or value)."""
     try:
-        event_type = events.header(record.headers, events.HEADER_EVENT_TYPE)
-        if events.header(record.headers, events.HEADER_SOURCE) is None:
+        source, event_type = events.routing(record.headers)
+        if source is None:
             # Every producer names itself (shared.events.headers); a record without it did
             # not come through the event contract. (No event type is allowed: the LRS
             # topic's oldest records are LMS statements without one.)
-            raise Unprocessable("record has no source header")
+            raise Unprocessable("record has no source header (ce_source, or source before CloudEvents)")
         if record.key is None:
             raise Unprocessable("record has no key")
         record.key.decode()

@@ -14,12 +14,13 @@ to the topic with its new reason, as a new dead letter, and the old one is resol
 """
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from dataclasses import dataclass, replace
 
 from tqdm import tqdm
 
-from shared import bus, events
+from shared import bus, events, xapi
 from shared.bus import Record
 from shared.consumer import (
     HEADER_CONSUMER,
@@ -77,6 +78,18 @@ def counts_by_reason(letters: list[DeadLetter]) -> Counter:
     return Counter(letter.reason for letter in letters)
 
 
+def resolution_headers(settings, letter: DeadLetter) -> list[tuple[str, bytes]]:
+    """CloudEvents headers for a resolution marker (no data, so no content type or schema).
+    Its id is derived from the dead letter it settles, so a marker published twice (a
+    replay run again after a failure) dedupes like any other record."""
+    subject = letter.record.key.decode(errors="replace") if letter.record.key else ""
+    marker_id = uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{settings.dead_letter_topic}/{letter.where}")
+    return [(events.CE_SPECVERSION, b"1.0"), (events.CE_ID, str(marker_id).encode()),
+            (events.CE_SOURCE, events.ce_source(settings.service).encode()),
+            (events.CE_TYPE, events.ce_type(events.DEAD_LETTER_RESOLVED).encode()),
+            (events.CE_SUBJECT, subject.encode()), (events.CE_TIME, xapi.format_timestamp(xapi.utc_now()).encode())]
+
+
 @dataclass(frozen=True)
 class ReplayOutcome:
     applied: int
@@ -104,6 +117,7 @@ def replay(runner: ProjectionRunner, letters: list[DeadLetter], progress: bool =
                 for key, letter in by_original.items():
                     outcome = "dead-lettered again" if key in dead else "applied"
                     marks.append((settings.dead_letter_topic, letter.record.key, None, [
+                        *resolution_headers(settings, letter),
                         (HEADER_RESOLVES, letter.where.encode()), (HEADER_OUTCOME, outcome.encode()),
                         (HEADER_CONSUMER, settings.service.encode())]))
                 runner.publisher().publish(marks)

@@ -1,7 +1,10 @@
 """Events on the bus: an xAPI statement plus the routing facts Kafka carries beside it.
 
-Headers carry the source service, the event type and the schema version (docs/architecture.md,
-Events), so a consumer can route or filter a record without parsing its body.
+The routing facts are CloudEvents 1.0 attributes in the Kafka binding's binary mode
+(`ce_*` headers, the statement itself the data): a consumer can route or filter a record
+by service, type or learner without parsing its body, with any CloudEvents SDK. Records
+written before that (topics are kept forever) carry `source`, `event-type` and
+`schema-version` instead; `routing` reads either generation (docs/events.md, Headers).
 """
 from __future__ import annotations
 
@@ -13,9 +16,26 @@ from shared.errors import Unprocessable
 
 SCHEMA_VERSION = "xapi-1.0.3"
 
+# The first generation of headers: still read (`routing`), no longer written.
 HEADER_SOURCE = "source"
 HEADER_EVENT_TYPE = "event-type"
 HEADER_SCHEMA_VERSION = "schema-version"
+
+# CloudEvents 1.0, Kafka protocol binding, binary content mode.
+CE_SPECVERSION = "ce_specversion"
+CE_ID = "ce_id"
+CE_SOURCE = "ce_source"
+CE_TYPE = "ce_type"
+CE_TIME = "ce_time"
+CE_SUBJECT = "ce_subject"
+CE_DATASCHEMA = "ce_dataschema"
+CONTENT_TYPE = "content-type"  # the binding maps datacontenttype to this header, not ce_
+# ce_type = this prefix (reverse DNS of learnstream.dev, as CloudEvents recommends) +
+# the event type; ce_source = a URI reference naming the producing service.
+TYPE_PREFIX = "dev.learnstream."
+SOURCE_PREFIX = "/learnstream/"
+# The JSON Schema of each event type, as docs/schemas/<event type>.json is identified ($id).
+SCHEMA_BASE = "https://learnstream.dev/schemas/events/"
 
 
 class EventType:
@@ -43,6 +63,11 @@ class EventType:
     CERTIFICATE_REVOKED = "certificate.revoked"
 
 
+# The type of a dead-letter topic's resolution markers (shared.dead_letters): records
+# with no value whose `dead-letter-resolves` header names the dead letter they settle.
+DEAD_LETTER_RESOLVED = "dead-letter.resolved"
+
+
 @dataclass(frozen=True)
 class Event:
     """A statement on its way to the outbox."""
@@ -55,13 +80,56 @@ class Event:
         return xapi.learner_key(self.statement["actor"])
 
 
+def ce_type(event_type: str) -> str:
+    return TYPE_PREFIX + event_type
+
+
+def ce_source(service: str) -> str:
+    return SOURCE_PREFIX + service
+
+
+def dataschema(event_type: str) -> str:
+    return f"{SCHEMA_BASE}{event_type}.json"
+
+
 @functools.lru_cache(maxsize=256)  # the relay asks for every record it publishes
-def headers(source: str, event_type: str) -> list[tuple[str, bytes]]:
-    return [
-        (HEADER_SOURCE, source.encode()),
-        (HEADER_EVENT_TYPE, event_type.encode()),
-        (HEADER_SCHEMA_VERSION, SCHEMA_VERSION.encode()),
-    ]
+def _fixed_headers(source: str, event_type: str) -> tuple[tuple[str, bytes], ...]:
+    """The headers every record of one (service, event type) shares."""
+    return (
+        (CE_SPECVERSION, b"1.0"),
+        (CE_SOURCE, ce_source(source).encode()),
+        (CE_TYPE, ce_type(event_type).encode()),
+        (CE_DATASCHEMA, dataschema(event_type).encode()),
+        (CONTENT_TYPE, b"application/json"),
+    )
+
+
+def headers(source: str, event_type: str, statement_id: str, subject: str, time: str) -> list[tuple[str, bytes]]:
+    """A record's headers: `statement_id` is ce_id (consumers dedupe by it), `subject` the
+    learner key (the record key, a hash: no personal data), `time` when learnstream
+    recorded the statement (RFC 3339)."""
+    return [*_fixed_headers(source, event_type),
+            (CE_ID, statement_id.encode()), (CE_SUBJECT, subject.encode()), (CE_TIME, time.encode())]
+
+
+def statement_headers(source: str, event_type: str, statement: dict) -> list[tuple[str, bytes]]:
+    """`headers` for a statement in hand (tools and tests that publish directly)."""
+    return headers(source, event_type, statement["id"], xapi.learner_key(statement["actor"]),
+                   statement.get("stored") or xapi.format_timestamp(xapi.utc_now()))
+
+
+def routing(record_headers) -> tuple[str | None, str | None]:
+    """(source service, event type) of a record of either generation of headers: the
+    CloudEvents ones first, else the first generation's `source` and `event-type`.
+    A `ce_type` outside learnstream's prefix is returned whole: no handler knows it."""
+    source, event_type = header(record_headers, CE_SOURCE), header(record_headers, CE_TYPE)
+    if source is None and event_type is None:
+        return header(record_headers, HEADER_SOURCE), header(record_headers, HEADER_EVENT_TYPE)
+    if source is not None and source.startswith(SOURCE_PREFIX):
+        source = source[len(SOURCE_PREFIX):]
+    if event_type is not None and event_type.startswith(TYPE_PREFIX):
+        event_type = event_type[len(TYPE_PREFIX):]
+    return source, event_type
 
 
 def header(record_headers, name: str) -> str | None:

@@ -62,16 +62,30 @@ class Relay:
                                .order_by(outbox.c.id).limit(self.settings.relay_batch_size + len(skip))).all()
             ids = [i for i in ids if i not in skip][:self.settings.relay_batch_size]
             rows = [row for chunk in db.chunks(ids) for row in conn.execute(
-                sa.select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.event_type, outbox.c.payload)
+                sa.select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.event_type, outbox.c.payload,
+                          outbox.c.created_at)
                 .where(outbox.c.id.in_(chunk)).order_by(outbox.c.id))]
         if not rows:
             return 0
-        self._ensure_producer().publish([
-            (row.topic, row.key.encode(), bytes(row.payload), events.headers(self.settings.service, row.event_type))
-            for row in rows])
+        self._ensure_producer().publish(self._records(rows))
         PUBLISHED.labels(self.settings.service).inc(len(rows))
         self._mark_later([row.id for row in rows], xapi.utc_now())
         return len(rows)
+
+    def _records(self, rows) -> list[tuple]:
+        """(topic, key, value, headers) per outbox row. ce_time is when the row was
+        committed: one command's rows share it, so each moment is formatted once."""
+        service = self.settings.service
+        times: dict[datetime, str] = {}
+        records = []
+        for row in rows:
+            payload = bytes(row.payload)
+            when = times.get(row.created_at)
+            if when is None:
+                when = times[row.created_at] = xapi.format_timestamp(row.created_at)
+            records.append((row.topic, row.key.encode(), payload, events.headers(
+                service, row.event_type, xapi.statement_id(payload), row.key, when)))
+        return records
 
     def _mark_all(self, batches: list[tuple[list[int], datetime]]) -> None:
         with self.engine.begin() as conn:

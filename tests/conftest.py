@@ -31,8 +31,12 @@ class Deployment:
     """One isolated learnstream for one test: its own topic prefix on the shared broker
     and its own databases (SQLite files, or PostgreSQL databases when DATABASE_URL is set)."""
 
-    def __init__(self, bootstrap: str, root: Path):
+    def __init__(self, bootstrap: str, root: Path, check_records: bool = True):
         self.run_id = uuid.uuid4().hex[:10]
+        # At close, every record on the deployment's topics is checked against the event
+        # contract (tests.support.contract); a test that publishes malformed records on
+        # purpose says so with @pytest.mark.malformed_records.
+        self.check_records = check_records
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "KAFKA_TOPIC_PREFIX": f"t{self.run_id}.",
@@ -89,26 +93,41 @@ class Deployment:
 
     def close(self) -> None:
         self.stop_workers()
-        for settings in self._settings.values():
-            db.drop_database(settings.database_url)
-        self._delete_topics()
+        try:
+            if self.check_records:
+                self._check_records()
+        finally:
+            for settings in self._settings.values():
+                db.drop_database(settings.database_url)
+            self._delete_topics()
+
+    def _broker_settings(self) -> Settings:
+        return Settings(service="progress", database_url="",
+                        kafka_bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"])
+
+    def _check_records(self) -> None:
+        from shared import bus
+        from tests.support import contract
+
+        settings = self._broker_settings()
+        if bus.broker_reachable(settings):  # else an outage test stopped it: nothing to read
+            contract.check_topics(settings, self.env["KAFKA_TOPIC_PREFIX"])
 
     def _delete_topics(self) -> None:
         """A test's topics go with it: thousands of leftover partitions over a run (two in
         CI) would exhaust the broker's memory."""
         from shared import bus
 
-        settings = Settings(service="progress", database_url="",
-                            kafka_bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"])
         try:
-            bus.delete_topics(settings, self.env["KAFKA_TOPIC_PREFIX"])
+            bus.delete_topics(self._broker_settings(), self.env["KAFKA_TOPIC_PREFIX"])
         except Exception:  # the broker is gone (an outage test): cleanup must never fail a test
             pass
 
 
 @pytest.fixture
-def deployment(kafka_bootstrap, tmp_path) -> Deployment:
-    deployment = Deployment(kafka_bootstrap, tmp_path)
+def deployment(kafka_bootstrap, tmp_path, request) -> Deployment:
+    deployment = Deployment(kafka_bootstrap, tmp_path,
+                            check_records=request.node.get_closest_marker("malformed_records") is None)
     try:
         yield deployment
     finally:

@@ -13,6 +13,7 @@ from services.assessment import tables as t
 from services.assessment.service import SERVICE
 from shared import bus, db, events, xapi
 from shared.consumer import ProjectionRunner
+from tests.support import contract
 from tests.support.flows import AUTH, eventually
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -298,7 +299,8 @@ def publish_lrs(deployment, statements):
     settings = deployment.settings("assessment")
     publisher = bus.Publisher(settings, role="test")
     publisher.publish((settings.topic("lrs"), xapi.learner_key(stmt["actor"]).encode(), xapi.encode(stmt),
-                       events.headers("progress", events.EventType.LRS_STATEMENT)) for stmt in statements)
+                       events.statement_headers(contract.TEST_SOURCE, events.EventType.LRS_STATEMENT, stmt))
+                      for stmt in statements)
     publisher.close()
 
 

@@ -97,8 +97,9 @@ def test_the_rule_issues_one_verifiable_certificate_per_qualifying_learner(deplo
     earned = {xapi.decode(r.value)["context"]["registration"]: r for r in records}
     record = earned[ana["id"]]
     stmt = xapi.decode(record.value)
-    assert events.header(record.headers, events.HEADER_EVENT_TYPE) == events.EventType.CERTIFICATE_EARNED
-    assert events.header(record.headers, events.HEADER_SOURCE) == "certification"
+    assert events.routing(record.headers) == ("certification", events.EventType.CERTIFICATE_EARNED)
+    assert events.header(record.headers, events.CE_TYPE) == "dev.learnstream.certificate.earned"
+    assert events.header(record.headers, events.CE_ID) == stmt["id"]
     assert record.key.decode() == ana["learner_key"]
     assert stmt["verb"]["id"] == "http://id.tincanapi.com/verb/earned"
     assert stmt["actor"]["mbox"] == f"mailto:{ana['learner']['email']}"

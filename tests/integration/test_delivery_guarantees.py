@@ -18,6 +18,7 @@ from shared.consumer import Projection, ProjectionRunner
 from tests.conftest import Deployment
 from tests.support.brokers import REPO, LocalBroker
 from tests.support.flows import AUTH, cohort_counts, define_cohort, eventually, import_csv, learners_csv, read_topic
+from tests.support.statements import first_generation_headers
 
 
 def _count(engine, table, *where) -> int:
@@ -173,7 +174,7 @@ def test_poison_records_go_to_the_dead_letter_topic_and_consumption_goes_on(depl
                                      authority=xapi.service_agent("test"),
                                      registration="00000000-0000-4000-8000-000000000001")  # no grouping, no ext.
     publisher = bus.Publisher(deployment.settings("enrollment"), role="test")
-    publisher.publish((topic, b"poison", value, events.headers("test", events.EventType.LEARNER_ENROLLED))
+    publisher.publish((topic, b"poison", value, first_generation_headers("test", events.EventType.LEARNER_ENROLLED))
                       for value in (b"\x00not json at all", xapi.encode(handler_breaker)))
     publisher.close()
     import_csv(enrollment, cohort["id"], learners_csv(5))

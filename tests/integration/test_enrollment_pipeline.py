@@ -2,6 +2,8 @@
 progress projection -> progress API, on a real broker and a real database."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 
 from services.enrollment import tables as enrollment_tables
@@ -19,14 +21,21 @@ def test_enrolment_is_published_with_learner_key_and_headers(deployment):
 
     topic = deployment.settings("enrollment").own_topic
     records = read_topic(deployment.env["KAFKA_BOOTSTRAP_SERVERS"], topic, expected=3)
-    by_type = {events.header(r.headers, events.HEADER_EVENT_TYPE): r for r in records}
+    by_type = {events.routing(r.headers)[1]: r for r in records}
     assert set(by_type) == {events.EventType.PROGRAMME_DEFINED, events.EventType.COHORT_DEFINED,
                             events.EventType.LEARNER_ENROLLED}
     record = by_type[events.EventType.LEARNER_ENROLLED]
     stmt = xapi.decode(record.value)
     assert record.key.decode() == enrolment["learner_key"] == xapi.learner_key(xapi.agent(email="ana@example.org"))
-    assert events.header(record.headers, events.HEADER_SOURCE) == "enrollment"
-    assert events.header(record.headers, events.HEADER_SCHEMA_VERSION) == events.SCHEMA_VERSION
+    headers = dict(record.headers)
+    assert headers["ce_source"] == b"/learnstream/enrollment"
+    assert headers["ce_type"] == b"dev.learnstream.enrolment.registered"
+    assert headers["ce_id"] == stmt["id"].encode() and headers["ce_subject"] == record.key
+    assert headers["ce_specversion"] == b"1.0" and headers["content-type"] == b"application/json"
+    assert headers["ce_dataschema"] == b"https://learnstream.dev/schemas/events/enrolment.registered.json"
+    assert abs(xapi.parse_timestamp(headers["ce_time"].decode()) - xapi.parse_timestamp(stmt["stored"])) < timedelta(
+        seconds=60)
+    assert "source" not in headers and "event-type" not in headers  # the first generation is read, not written
     assert stmt["verb"]["id"] == xapi.REGISTERED.id
     assert stmt["actor"]["mbox"] == "mailto:ana@example.org"
     assert stmt["context"]["registration"] == enrolment["id"]

@@ -25,7 +25,10 @@ def test_post_reaches_the_topic_keyed_by_learner_and_get_sees_it_at_once(deploym
     for record in records:
         body = orjson.loads(record.value)
         assert record.key.decode() == xapi.learner_key(body["actor"])
-        assert events.header(record.headers, events.HEADER_EVENT_TYPE) == events.EventType.LRS_STATEMENT
+        assert events.routing(record.headers) == ("progress", events.EventType.LRS_STATEMENT)
+        # The LRS stores statements as clients sent them (id not first): ce_id still is the id.
+        assert events.header(record.headers, events.CE_ID) == body["id"]
+        assert events.header(record.headers, events.CE_SUBJECT) == record.key.decode()
         assert body["authority"] == lrs.authority and body["stored"]
 
 

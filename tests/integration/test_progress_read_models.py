@@ -15,6 +15,7 @@ from services.progress import views
 from services.progress.service import SERVICE as PROGRESS
 from shared import db
 from shared.consumer import ProjectionRunner
+from tests.support import contract
 from tests.support import statements as s
 
 COHORT = "22222222-2222-4222-8222-222222222222"
@@ -172,7 +173,7 @@ def test_rebuild_reproduces_the_rows(runner, deployment):
     topics = {"enrolment": "enrollment", "lrs": "lrs", "final-test": "assessment", "certificate": "certification"}
     publisher = bus.Publisher(settings_, role="test")
     publisher.publish((settings_.topic(topics[kind.split(".")[0]]), s.xapi.learner_key(stmt["actor"]).encode(),
-                       s.xapi.encode(stmt), s.events.headers(topics[kind.split(".")[0]], kind))
+                       s.xapi.encode(stmt), s.events.statement_headers(contract.TEST_SOURCE, kind, stmt))
                       for kind, stmt in facts)
     publisher.close()
     deployment.start_worker("progress")

@@ -23,6 +23,7 @@ from shared.config import DatabaseTimeouts
 from shared.consumer import Projection, ProjectionRunner, ProjectionStopped, replay_engine
 from shared.errors import Unprocessable
 from tests.conftest import Deployment
+from tests.support import contract
 from tests.support import statements as s
 from tests.support.flows import eventually, read_topic
 from tests.support.postgres import PrivatePostgres
@@ -36,9 +37,10 @@ def _enrolment(n: int) -> tuple[str, dict]:
 
 
 def _record(topic: str, kind: str, stmt: dict, **changes) -> tuple:
-    record = {"topic": topic, "value": xapi.encode(stmt), "headers": events.headers("test", kind)} | changes
-    if "key" not in record:
-        record["key"] = xapi.learner_key(stmt["actor"]).encode()
+    key = changes["key"] if "key" in changes else xapi.learner_key(stmt["actor"]).encode()
+    subject = key.decode(errors="replace") if key else ""
+    record = {"topic": topic, "key": key, "value": xapi.encode(stmt),
+              "headers": events.headers(contract.TEST_SOURCE, kind, stmt["id"], subject, stmt["stored"])} | changes
     return record["topic"], record["key"], record["value"], record["headers"]
 
 
@@ -82,6 +84,7 @@ def _run(runner: ProjectionRunner):
 
 # --- malformed records ---------------------------------------------------------------------------
 
+@pytest.mark.malformed_records
 def test_every_malformed_record_is_dead_lettered_and_the_next_one_is_applied(deployment):
     settings = deployment.settings("progress")
     bus.ensure_topics(settings, PROGRESS.topics(settings))
@@ -93,6 +96,8 @@ def test_every_malformed_record_is_dead_lettered_and_the_next_one_is_applied(dep
                                            key=b"group"),
         "event type not UTF-8": _record(topic, "x", _enrolment(90)[1],
                                         headers=[("source", b"test"), ("event-type", b"\xff\xfe")]),
+        "ce_type not UTF-8": _record(topic, "x", _enrolment(97)[1],
+                                     headers=[("ce_source", b"/learnstream/test"), ("ce_type", b"\xff\xfe")]),
         "no key": _record(topic, *_enrolment(91), key=None),
         "key not UTF-8": _record(topic, *_enrolment(92), key=b"\xff\xfe"),
         "no headers": _record(topic, *_enrolment(93), headers=[]),
@@ -367,7 +372,7 @@ def test_a_certification_rebuild_yields_the_same_certificates_and_puts_nothing_o
             conn.execute(table.delete())
     records = bus.read_topics(settings, runner.projection.topics)
     records.sort(key=lambda r: r.topic == settings.topic("enrollment")
-                 and events.header(r.headers, events.HEADER_EVENT_TYPE) == events.EventType.LEARNER_WITHDREW)
+                 and events.routing(r.headers)[1] == events.EventType.LEARNER_WITHDREW)
     runner.process(records, engine=replay_engine(engine))
     with db.reading(engine) as conn:
         assert conn.execute(sa.select(ct.certificates).order_by(ct.certificates.c.id)).all() == certificates

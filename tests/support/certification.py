@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.certification.service import SERVICE
 from shared import bus, events, xapi
+from tests.support import contract
 from tests.support.flows import AUTH, define_cohort, eventually, import_csv, learners_csv
 
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -68,7 +69,6 @@ def deciding_statements(enrolment: dict, programme: dict, cohort: dict, start: d
     return found
 
 
-SOURCES = {"lrs": "progress", "assessment": "assessment"}
 
 
 def produce(deployment, records: list[tuple]) -> None:
@@ -78,7 +78,8 @@ def produce(deployment, records: list[tuple]) -> None:
     publisher = bus.Publisher(settings, role="test")
     try:
         publisher.publish((settings.topic(service), xapi.learner_key(stmt["actor"]).encode(), xapi.encode(stmt),
-                           events.headers(SOURCES[service], event_type)) for service, event_type, stmt in records)
+                           events.statement_headers(contract.TEST_SOURCE, event_type, stmt))
+                          for service, event_type, stmt in records)
     finally:
         publisher.close()
 

@@ -82,7 +82,13 @@ def new_id() -> str:
 
 def as_records(facts: list[tuple[str, dict]], topic: str = "test") -> list[Record]:
     return [Record(topic, 0, offset, xapi.learner_key(stmt["actor"]).encode(), xapi.encode(stmt),
-                   events.headers("test", kind)) for offset, (kind, stmt) in enumerate(facts)]
+                   events.statement_headers("test", kind, stmt)) for offset, (kind, stmt) in enumerate(facts)]
+
+
+def first_generation_headers(source: str, kind: str) -> list[tuple[str, bytes]]:
+    """The headers every record carried before CloudEvents (topics keep those forever)."""
+    return [(events.HEADER_SOURCE, source.encode()), (events.HEADER_EVENT_TYPE, kind.encode()),
+            (events.HEADER_SCHEMA_VERSION, events.SCHEMA_VERSION.encode())]
 
 
 def voiding(n: int, statement_id: str, at: datetime) -> tuple[str, dict]:

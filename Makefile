@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 KAFKA := deploy/kafka/kafka.sh
 
-.PHONY: help system-deps venv run test test-unit bench lint kafka-up kafka-down migrate clean
+.PHONY: help system-deps venv run test test-unit bench lint kafka-up kafka-down migrate clean deploy-check helm
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -51,6 +51,12 @@ bench: venv ## benchmarks (not part of make test); figures go to stdout and var/
 	$(BIN)/python -m bench.certification
 	$(BIN)/python -m bench.progress
 	$(BIN)/python -m bench.lrs
+
+deploy-check: venv ## the deployment files (image, compose, Helm chart) checked with pinned helm, kubernetes-validate, check-jsonschema
+	$(BIN)/pytest tests/deploy -m deploy
+
+helm: ## build the pinned helm (v3.22.0) into var/tools/ if missing; prints its path
+	bash deploy/tools/helm.sh
 
 lint: venv ## ruff
 	$(BIN)/ruff check shared services tests bench

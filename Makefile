@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 KAFKA := deploy/kafka/kafka.sh
 
-.PHONY: help system-deps bench-deps venv run test test-unit bench lint kafka-up kafka-down migrate clean
+.PHONY: help system-deps bench-deps venv run test test-unit bench lint kafka-up kafka-down migrate clean deploy-check helm image image-smoke
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -55,6 +55,18 @@ bench: bench-deps venv ## benchmarks (not part of make test); figures go to stdo
 	$(BIN)/python -m bench.progress
 	$(BIN)/python -m bench.lrs
 	$(BIN)/python -m bench.lrs_bulk
+
+deploy-check: venv ## the deployment files (image, compose, Helm chart) checked with pinned helm, kubernetes-validate, check-jsonschema
+	$(BIN)/pytest tests/deploy -m deploy
+
+helm: ## build the pinned helm (v3.22.0) into var/tools/ if missing; prints its path
+	bash deploy/tools/helm.sh
+
+image: ## build localhost/learnstream with podman from a Debian base made by mmdebstrap (no registry)
+	bash deploy/container/build-image.sh
+
+image-smoke: venv ## run the image (migrate, enrollment web + relay) against the broker and DATABASE_URL's PostgreSQL
+	bash deploy/container/smoke.sh
 
 lint: venv ## ruff
 	$(BIN)/ruff check shared services tests bench

@@ -5,8 +5,10 @@ Run `learnstream --help`, or `learnstream COMMAND --help`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import signal
+import time
 
 import click
 
@@ -29,12 +31,55 @@ def main() -> None:
     pass
 
 
+def _until_reachable(what: str, where: str, attempt, wait_seconds: float):
+    """Run `attempt` until it succeeds; while the database or broker cannot be reached
+    (not up yet at start-up: a container started before its dependencies), say so in one
+    line and try again with backoff for up to `wait_seconds`, then stop with a clear
+    message (exit 1), never a traceback. Any other error is a bug and surfaces as one."""
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + wait_seconds
+    delay = 1.0
+    while True:
+        try:
+            return attempt()
+        except Exception as exc:
+            if isinstance(exc, KafkaException):
+                reason = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else str(exc)
+            elif db.unavailable(exc):
+                reason = db.unavailable_reason(exc)
+            else:
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise click.ClickException(f"{what}: cannot reach {where} ({reason}); gave up after "
+                                           f"{wait_seconds:.0f} s (--wait)") from None
+            pause = min(delay, left)
+            click.echo(f"{what}: cannot reach {where} ({reason}); retrying in {pause:.0f} s", err=True)
+            time.sleep(pause)
+            delay = min(delay * 2, 10)
+
+
+def _database_where(url: str) -> str:
+    """The database's server and name, never its password."""
+    from sqlalchemy.engine import make_url
+
+    return f"the database {make_url(url).render_as_string(hide_password=True)}"
+
+
+_wait_option = click.option("--wait", "wait_seconds", type=float, default=60, show_default=True,
+                            help="Seconds to keep retrying while the database or broker cannot be reached "
+                                 "(0: fail at once).")
+
+
 @main.command(help="Create each service's database if needed and apply its migrations (all services by default).")
 @click.argument("services", nargs=-1, type=service_names)
-def migrate(services):
+@_wait_option
+def migrate(services, wait_seconds):
     for name in _selected(services):
         settings = Settings.from_env(name)
-        db.migrate(settings.database_url, load(name).migrations)
+        _until_reachable(name, _database_where(settings.database_url),
+                         functools.partial(db.migrate, settings.database_url, load(name).migrations), wait_seconds)
         click.echo(f"{name}: database at the newest schema")
 
 
@@ -48,11 +93,13 @@ def revision(service, message):
 
 @main.command(help="Create the Kafka topics each service produces and consumes (all services by default).")
 @click.argument("services", nargs=-1, type=service_names)
-def topics(services):
+@_wait_option
+def topics(services, wait_seconds):
     for name in _selected(services):
         settings = Settings.from_env(name)
         wanted = load(name).topics(settings)
-        bus.ensure_topics(settings, wanted)
+        _until_reachable(name, f"the broker at {settings.kafka_bootstrap_servers}",
+                         functools.partial(bus.ensure_topics, settings, wanted), wait_seconds)
         click.echo(f"{name}: {', '.join(wanted) or 'no topics'}")
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = [REPO / name for name in ("README.md", "pyproject.toml", "Makefile")] + [
     path for folder in ("shared", "services", "tests", "bench", "deploy", "docs")
-    for path in (REPO / folder).rglob("*") if path.suffix in {".py", ".md", ".toml", ".sh", ".js", ".html"}]
+    for path in (REPO / folder).rglob("*") if path.suffix in {".py", ".md", ".toml", ".sh", ".js", ".html"}
+    and "node_modules" not in path.parts]  # installed packages' own docs (tests/asyncapi) are not ours
 # Spelled in two parts so that this file does not match itself.
 OUTSIDE = ("../" + "shared", "ARCHITECTURE" + ".md", "PERFORMANCE" + ".md")
 

@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from shared.config import DatabaseTimeouts
+from shared.errors import Conflict
 from shared.sqlite_writers import QueuedWriterConnection
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,17 @@ def _sqlite_engine(url: str, priority: bool = False, timeouts: DatabaseTimeouts 
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+@contextmanager
+def unique_or_conflict(message: str, field: str | None = None):
+    """A write that a unique constraint may refuse: the refusal is the domain's Conflict
+    (409 naming the field). The transaction is spoilt on PostgreSQL, so the Conflict must
+    end the unit of work; it does, since nothing catches it before."""
+    try:
+        yield
+    except IntegrityError:
+        raise Conflict(message, field) from None
 
 
 @contextmanager

@@ -6,14 +6,18 @@ Kept free of Flask and Kafka so domain modules can raise them.
 
 
 class DomainError(Exception):
-    """A rule was broken (HTTP 422); `field` names the input at fault, if one is."""
+    """A rule was broken (HTTP 422). `field` names the input at fault, if one is;
+    `fields` maps every input at fault to its messages, when a rule finds several at
+    once (an imported question bank), so the caller can fix them all in one go. Either
+    way the HTTP body names them as a marshmallow 422 does (shared.http)."""
 
     status = 422
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(self, message: str, field: str | None = None, fields: dict[str, list[str]] | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
+        self.fields = fields if fields is not None else ({field: [message]} if field else {})
 
 
 class NotFound(DomainError):

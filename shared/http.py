@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import flask_smorest as smorest
 import sqlalchemy as sa
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, abort
 from marshmallow import RAISE
 from prometheus_client import (
@@ -66,8 +66,12 @@ LATENCY = Histogram("learnstream_http_request_seconds", "HTTP request latency", 
 def create_service_app(
     settings: Settings, engine: Engine, *, title: str, description: str,
     blueprints: Iterable[Blueprint], extra_ready_checks: dict[str, Callable[[], bool]] | None = None,
+    commands: object | None = None,
 ) -> Flask:
+    """A service's Flask app. `commands` is the service's write side (its `commands.py`
+    object), which routes reach with `commands()`; the read queries take `engine()`."""
     app = Flask(settings.service)
+    app.extensions["commands"] = commands
     app.config.update(
         LEARNSTREAM_SETTINGS=settings,
         LEARNSTREAM_ENGINE=engine,
@@ -93,6 +97,16 @@ def create_service_app(
     _install_metrics(app, settings.service)
     _install_probes(app, settings, engine, extra_ready_checks or {})
     return app
+
+
+def engine() -> Engine:
+    """The service's database engine, for the read queries of the request being served."""
+    return current_app.config["LEARNSTREAM_ENGINE"]
+
+
+def commands():
+    """The service's write side (create_service_app's `commands`)."""
+    return current_app.extensions["commands"]
 
 
 def whole_body(environ: dict, limit: int) -> bytes:
@@ -143,8 +157,8 @@ def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):
         body = {"code": exc.status, "status": HTTP_STATUS_CODES[exc.status], "message": exc.message}
-        if exc.field:
-            body["errors"] = {"json": {exc.field: [exc.message]}}
+        if exc.fields:
+            body["errors"] = {"json": exc.fields}
         return jsonify(body), exc.status
 
     @app.errorhandler(Exception)

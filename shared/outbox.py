@@ -43,16 +43,17 @@ def define_outbox(metadata: sa.MetaData) -> sa.Table:
 
 def append(conn: Connection, outbox: sa.Table, topic: str, events: Iterable[Event]) -> int:
     """Stage events for publishing, inside the caller's transaction."""
-    if replaying(conn):
-        # A rebuild replays what the live run did, which published its statements then;
-        # a handler that gets here during one is a bug, and must not reach the bus.
-        raise RuntimeError("a projection replaying the topics tried to publish; check replaying(conn) first")
     now = xapi.utc_now()
     rows = [
         {"topic": topic, "key": event.key, "event_type": event.type,
          "payload": xapi.encode(event.statement), "created_at": now}
         for event in events
     ]
-    if rows:
-        conn.execute(outbox.insert(), rows)
+    if not rows:
+        return 0
+    if replaying(conn):
+        # A rebuild replays what the live run did, which published its statements then;
+        # a handler that gets here during one is a bug, and must not reach the bus.
+        raise RuntimeError("a projection replaying the topics tried to publish; check replaying(conn) first")
+    conn.execute(outbox.insert(), rows)
     return len(rows)

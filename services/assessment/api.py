@@ -1,18 +1,20 @@
-"""Assessment HTTP routes: thin; shapes in schemas.py, rules in domain.py and handlers.py.
+"""Assessment HTTP routes: thin; shapes in schemas.py, rules in domain.py, commands in commands.py,
+reads in queries.py.
 
 Every route needs operator credentials, the learner-facing attempt routes too: until
 learners have their own sign-in, the learning portal calls them on a learner's behalf.
 """
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import g, request
 from flask_smorest import abort
 from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest
 
+from services.assessment import queries
 from services.assessment import schemas as s
-from services.assessment import views
-from services.assessment.handlers import AssessmentService
+from services.assessment.commands import AssessmentCommands
+from shared import http
 from shared.auth import SECURITY, protect
 from shared.http import Blueprint, accepts_any_body, uploaded_csv
 
@@ -21,12 +23,8 @@ blp = Blueprint("assessment", __name__, url_prefix="/",
 protect(blp)
 
 
-def _service() -> AssessmentService:
-    return current_app.extensions["assessment"]
-
-
-def _engine():
-    return _service().engine
+def _commands() -> AssessmentCommands:
+    return http.commands()
 
 
 @blp.route("/programmes/<programme_id>/question-bank", methods=["POST"])
@@ -55,9 +53,9 @@ def import_bank(programme_id):
             data = s.BankInSchema().load(body)
         except ValidationError as exc:
             abort(422, message="the question bank is not valid", errors={"json": exc.messages})
-        return _service().import_bank(programme_id, data["questions"], g.operator)
+        return _commands().import_bank(programme_id, data["questions"], g.operator)
     text = uploaded_csv("application/json, text/csv or multipart/form-data")
-    return _service().import_bank_csv(programme_id, text, g.operator)
+    return _commands().import_bank_csv(programme_id, text, g.operator)
 
 
 
@@ -66,7 +64,7 @@ def import_bank(programme_id):
 @blp.response(200, s.BankSchema)
 def get_bank(programme_id):
     """The newest version of the programme's question bank, answers included"""
-    return views.latest_bank(_engine(), programme_id)
+    return queries.latest_bank(http.engine(), programme_id)
 
 
 @blp.route("/programmes/<programme_id>/question-bank/versions/<int:version>", methods=["GET"])
@@ -74,7 +72,7 @@ def get_bank(programme_id):
 @blp.response(200, s.BankSchema)
 def get_bank_version(programme_id, version):
     """One version of the programme's question bank"""
-    return views.bank_version(_engine(), programme_id, version)
+    return queries.bank_version(http.engine(), programme_id, version)
 
 
 @blp.route("/programmes/<programme_id>/final-test", methods=["PUT"])
@@ -83,7 +81,7 @@ def get_bank_version(programme_id, version):
 @blp.response(200, s.FinalTestSchema)
 def define_final_test(data, programme_id):
     """Define (or replace) the final test: questions drawn, time limit, pass mark, attempts, best or last"""
-    return _service().define_final_test(programme_id, data, g.operator)
+    return _commands().define_final_test(programme_id, data, g.operator)
 
 
 @blp.route("/programmes/<programme_id>/final-test", methods=["GET"])
@@ -91,7 +89,7 @@ def define_final_test(data, programme_id):
 @blp.response(200, s.FinalTestSchema)
 def get_final_test(programme_id):
     """The programme's final-test definition"""
-    return views.final_test(_engine(), programme_id)
+    return queries.final_test(http.engine(), programme_id)
 
 
 @blp.route("/attempts", methods=["POST"])
@@ -101,7 +99,7 @@ def get_final_test(programme_id):
 def start_attempt(data):
     """Start an attempt for an enrolment: the drawn questions, without answers.
     403 after withdrawal or the deadline, 409 when no attempt is left or one is open"""
-    return views.attempt_view(_service().start_attempt(data["registration"]))
+    return queries.attempt_view(_commands().start_attempt(data["registration"]))
 
 
 @blp.route("/attempts/<attempt_id>", methods=["GET"])
@@ -109,7 +107,7 @@ def start_attempt(data):
 @blp.response(200, s.AttemptSchema)
 def get_attempt(attempt_id):
     """An attempt; one past its time limit is closed and scored first"""
-    return views.attempt_view(_service().get_attempt(attempt_id))
+    return queries.attempt_view(_commands().get_attempt(attempt_id))
 
 
 @blp.route("/attempts/<attempt_id>/answers", methods=["PUT"])
@@ -118,7 +116,7 @@ def get_attempt(attempt_id):
 @blp.response(200, s.AttemptSchema)
 def save_answers(data, attempt_id):
     """Save answers so far (they count if time runs out); 409 once closed or out of time"""
-    return views.attempt_view(_service().save_answers(attempt_id, data["answers"]))
+    return queries.attempt_view(_commands().save_answers(attempt_id, data["answers"]))
 
 
 @blp.route("/attempts/<attempt_id>/submission", methods=["POST"])
@@ -128,7 +126,7 @@ def save_answers(data, attempt_id):
 def submit(data, attempt_id):
     """Submit once and get the score. Late, the attempt is closed as timed_out and scored
     with the answers saved in time. 409 if it was already submitted or closed"""
-    return views.attempt_view(_service().submit(attempt_id, data["answers"]))
+    return queries.attempt_view(_commands().submit(attempt_id, data["answers"]))
 
 
 @blp.route("/attempts/close-expired", methods=["POST"])
@@ -136,7 +134,7 @@ def submit(data, attempt_id):
 @blp.response(200, s.CloseExpiredSchema)
 def close_expired():
     """Close and score every open attempt past its time limit (for a scheduler)"""
-    return {"closed": _service().close_expired()}
+    return {"closed": _commands().close_expired()}
 
 
 @blp.route("/results/<registration>", methods=["GET"])
@@ -144,7 +142,7 @@ def close_expired():
 @blp.response(200, s.LearnerResultDetailSchema)
 def learner_result(registration):
     """One learner's standing (by enrolment id) and attempts, ours and those an LMS reported"""
-    return views.learner_result(_engine(), registration)
+    return queries.learner_result(http.engine(), registration)
 
 
 @blp.route("/cohorts/<cohort_id>/results", methods=["GET"])
@@ -153,7 +151,7 @@ def learner_result(registration):
 @blp.response(200, s.ResultPageSchema)
 def cohort_results(args, cohort_id):
     """A cohort's learners and their standing, with counts per status"""
-    return views.results(_engine(), "cohort", cohort_id, args)
+    return queries.results(http.engine(), "cohort", cohort_id, args)
 
 
 @blp.route("/programmes/<programme_id>/results", methods=["GET"])
@@ -162,4 +160,4 @@ def cohort_results(args, cohort_id):
 @blp.response(200, s.ResultPageSchema)
 def programme_results(args, programme_id):
     """A programme's learners and their standing, with counts per status"""
-    return views.results(_engine(), "programme", programme_id, args)
+    return queries.results(http.engine(), "programme", programme_id, args)

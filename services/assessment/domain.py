@@ -22,7 +22,7 @@ class InvalidBank(DomainError):
     def __init__(self, problems: dict[str, list[str]]):
         first = next(iter(problems))
         super().__init__(f"the question bank has {len(problems)} invalid field(s); first: "
-                         f"{first}: {problems[first][0]}", first)
+                         f"{first}: {problems[first][0]}", first, fields=problems)
         self.problems = problems
 
 
@@ -295,12 +295,28 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Enrolment:
+    """An enrolment as assessment knows it from the enrollment topic. `actor`,
+    `programme` and `cohort` are the enrolment statement's own objects, copied into our
+    statements so they name the learner, programme and cohort exactly as it did."""
+
     registration: str
     programme_id: str
     cohort_id: str | None
     learner_key: str
     active: bool
     deadline: datetime | None
+    final_test: str = ""
+    actor: dict = field(default_factory=dict)
+    programme: dict = field(default_factory=dict)
+    cohort: dict | None = None
+
+
+@dataclass(frozen=True)
+class Bank:
+    """One imported version of a programme's question bank."""
+
+    version: int
+    questions: tuple[Question, ...]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""Loading and storing assessment's domain objects (the only module that maps rows)."""
+"""Loading and storing assessment's domain objects (the only module that maps rows).
+
+`AssessmentRepository` is what the commands see through their unit of work; the
+module's functions also serve the read queries (queries.py)."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -7,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.assessment import tables as t
-from services.assessment.domain import OPEN, Attempt, Enrolment, FinalTest, History, Question, Score
+from services.assessment.domain import OPEN, Attempt, Bank, Enrolment, FinalTest, History, Question, Score
+from shared import db
 from shared.errors import NotFound
 
 LRS = "lrs"
@@ -31,7 +35,8 @@ def enrolment_from_row(row) -> Enrolment | None:
     if row is None:
         return None
     return Enrolment(registration=row.registration, programme_id=row.programme_id, cohort_id=row.cohort_id,
-                     learner_key=row.learner_key, active=row.status == "active", deadline=row.deadline)
+                     learner_key=row.learner_key, active=row.status == "active", deadline=row.deadline,
+                     final_test=row.final_test, actor=row.actor, programme=row.programme, cohort=row.cohort)
 
 
 def final_test_from_row(row) -> FinalTest:
@@ -118,7 +123,7 @@ def save_answers(conn: Connection, attempt: Attempt) -> bool:
                         .values(answers=_answers_out(attempt.answers))).rowcount == 1
 
 
-def history(conn: Connection, enrolment) -> History:
+def history(conn: Connection, enrolment: Enrolment) -> History:
     """Our attempts plus the results an LMS reported for this learner's final test."""
     own = conn.execute(sa.select(t.attempts.c.id, t.attempts.c.status, t.attempts.c.scaled,
                                  t.attempts.c.pass_mark)
@@ -135,3 +140,66 @@ def expired_open_attempt_ids(conn: Connection, now, limit: int) -> list[str]:
     return list(conn.scalars(sa.select(t.attempts.c.id)
                              .where(t.attempts.c.status == OPEN, t.attempts.c.expires_at < now)
                              .order_by(t.attempts.c.expires_at).limit(limit)))
+
+
+class AssessmentRepository:
+    """Assessment's state inside one unit of work: reads and writes over its connection.
+    A uniqueness the database enforces is reported as `Conflict`, as the in-memory
+    repository of the unit tests does."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def programme(self, programme_id: str):
+        """The programme as the enrollment topic defined it (`.final_test`, `.activity`)."""
+        return get_programme(self.conn, programme_id)
+
+    def enrolment(self, registration: str) -> Enrolment | None:
+        return enrolment_from_row(enrolment_row(self.conn, registration))
+
+    def final_test(self, programme_id: str) -> tuple[FinalTest, int] | None:
+        """The programme's test and its revision, if one is defined."""
+        row = final_test_row(self.conn, programme_id)
+        return None if row is None else (final_test_from_row(row), row.revision)
+
+    def save_final_test(self, programme_id: str, values: dict) -> None:
+        ft = t.final_tests
+        if self.conn.execute(ft.update().where(ft.c.programme_id == programme_id).values(**values)).rowcount == 0:
+            self.conn.execute(ft.insert().values(programme_id=programme_id, **values))
+
+    def latest_bank(self, programme_id: str) -> Bank | None:
+        row = latest_bank(self.conn, programme_id)
+        return None if row is None else Bank(row.version, bank_questions(row))
+
+    def next_bank_version(self, programme_id: str) -> int:
+        return next_bank_version(self.conn, programme_id)
+
+    def add_bank(self, programme_id: str, bank: Bank, topics: list[str], imported_at, imported_by: str) -> None:
+        # Two concurrent imports may pick the same version number: one of them is refused.
+        with db.unique_or_conflict("another import of this bank is under way; retry"):
+            self.conn.execute(t.question_banks.insert().values(
+                programme_id=programme_id, version=bank.version, questions=[q.as_dict() for q in bank.questions],
+                question_count=len(bank.questions), topics=topics, imported_at=imported_at,
+                imported_by=imported_by))
+
+    def get_attempt(self, attempt_id: str) -> Attempt:
+        return get_attempt(self.conn, attempt_id)
+
+    def open_attempts(self, registration: str) -> list[Attempt]:
+        return open_attempts(self.conn, registration)
+
+    def add_attempt(self, attempt: Attempt, learner_key: str) -> None:
+        with db.unique_or_conflict("another attempt was started at the same moment", "registration"):
+            self.conn.execute(t.attempts.insert().values(**attempt_row(attempt, learner_key)))
+
+    def close(self, attempt: Attempt) -> bool:
+        return close(self.conn, attempt)
+
+    def save_answers(self, attempt: Attempt) -> bool:
+        return save_answers(self.conn, attempt)
+
+    def history(self, enrolment: Enrolment) -> History:
+        return history(self.conn, enrolment)
+
+    def expired_open_attempt_ids(self, now, limit: int) -> list[str]:
+        return expired_open_attempt_ids(self.conn, now, limit)

@@ -2,8 +2,7 @@
 from pathlib import Path
 
 from services.assessment import tables
-from services.assessment.app import create_app
-from services.assessment.handlers import AssessmentService
+from services.assessment.app import commands, create_app
 from services.assessment.projections import projection
 from shared.service import ServiceSpec, Timer
 
@@ -11,7 +10,7 @@ from shared.service import ServiceSpec, Timer
 def close_expired_attempts(settings, engine) -> int:
     """Attempts whose time ran out are closed and scored with what was answered, even
     if nobody reads or submits them again."""
-    return AssessmentService(settings, engine).close_expired()
+    return commands(settings, engine).close_expired()
 
 
 SERVICE = ServiceSpec(

@@ -1,11 +1,12 @@
-"""Certification operator routes (credentials required): thin; rules in handlers.py."""
+"""Certification operator routes (credentials required): thin; commands in commands.py, reads in queries.py."""
 from __future__ import annotations
 
 from flask import Response, current_app, g, stream_with_context
 
-from services.certification import export, pdf, views
+from services.certification import export, pdf, queries
 from services.certification import schemas as s
-from services.certification.handlers import CertificationService
+from services.certification.commands import CertificationCommands
+from shared import http
 from shared.auth import SECURITY, protect
 from shared.http import Blueprint, attachment
 
@@ -15,12 +16,8 @@ blp = Blueprint("certification", __name__, url_prefix="/",
 protect(blp)
 
 
-def _service() -> CertificationService:
-    return current_app.extensions["certification"]
-
-
-def _engine():
-    return _service().engine
+def _commands() -> CertificationCommands:
+    return http.commands()
 
 
 def _public_url() -> str:
@@ -33,7 +30,7 @@ def _public_url() -> str:
 @blp.response(200, s.CertificatePageSchema)
 def list_certificates(args):
     """List and search certificates by programme, cohort, organisation, status, issue date, name or number"""
-    return views.certificates(_engine(), args, _public_url())
+    return queries.certificates(http.engine(), args, _public_url())
 
 
 @blp.route("/certificates/<certificate_id>", methods=["GET"])
@@ -41,7 +38,7 @@ def list_certificates(args):
 @blp.response(200, s.CertificateSchema)
 def get_certificate(certificate_id):
     """Fetch a certificate"""
-    return views.certificate(_engine(), certificate_id, _public_url())
+    return queries.certificate(http.engine(), certificate_id, _public_url())
 
 
 @blp.route("/certificates/<certificate_id>.pdf", methods=["GET"])
@@ -49,7 +46,7 @@ def get_certificate(certificate_id):
                                                "content": {"application/pdf": {}}}})
 def get_certificate_pdf(certificate_id):
     """The printable certificate (PDF, with a QR code to its verification page)"""
-    cert = views.certificate(_engine(), certificate_id, _public_url())
+    cert = queries.certificate(http.engine(), certificate_id, _public_url())
     return Response(pdf.render(cert, cert["verification_url"]), mimetype="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{cert["number"]}.pdf"'})
 
@@ -60,8 +57,8 @@ def get_certificate_pdf(certificate_id):
 @blp.response(200, s.CertificateSchema)
 def revoke(data, certificate_id):
     """Revoke a certificate, with the reason; publishes a `revoked` statement. 409 if already revoked"""
-    _service().revoke(certificate_id, data["reason"], g.operator)
-    return views.certificate(_engine(), certificate_id, _public_url())
+    _commands().revoke(certificate_id, data["reason"], g.operator)
+    return queries.certificate(http.engine(), certificate_id, _public_url())
 
 
 @blp.route("/certificates/<certificate_id>/reissue", methods=["POST"])
@@ -70,13 +67,13 @@ def revoke(data, certificate_id):
 def reissue(certificate_id):
     """Re-issue a revoked certificate: a new number and verification code; publishes `earned`.
     409 while the learner holds a valid certificate of the programme"""
-    new_id = _service().reissue(certificate_id, g.operator)
-    return views.certificate(_engine(), new_id, _public_url())
+    new_id = _commands().reissue(certificate_id, g.operator)
+    return queries.certificate(http.engine(), new_id, _public_url())
 
 
 def _export_filter(cohort_id: str, status: str):
-    views.require_cohort(_engine(), cohort_id)  # before the stream starts: a 404 must be whole
-    return views.cohort_certificates(_engine(), cohort_id, status, _public_url())
+    queries.require_cohort(http.engine(), cohort_id)  # before the stream starts: a 404 must be whole
+    return queries.cohort_certificates(http.engine(), cohort_id, status, _public_url())
 
 
 @blp.route("/cohorts/<cohort_id>/certificates.csv", methods=["GET"])
@@ -106,7 +103,7 @@ def export_zip(args, cohort_id):
 def list_standings(args):
     """Each enrolment's standing under the rule: qualified, in_progress, late (past the deadline and
     grace without qualifying, decided by the clock) or withdrawn"""
-    return views.standings(_engine(), args, _service().clock())
+    return queries.standings(http.engine(), args, _commands().clock())
 
 
 @blp.route("/programmes/<programme_id>/rules", methods=["GET"])
@@ -114,7 +111,7 @@ def list_standings(args):
 @blp.response(200, s.RulesSchema)
 def get_rules(programme_id):
     """A programme's issuance rules (grace period)"""
-    return views.rules(_engine(), programme_id)
+    return queries.rules(http.engine(), programme_id)
 
 
 @blp.route("/programmes/<programme_id>/rules", methods=["PUT"])
@@ -124,4 +121,4 @@ def get_rules(programme_id):
 def put_rules(data, programme_id):
     """Set a programme's issuance rules; applied at once to learners not yet certified and to every
     later decision. Certificates already issued stand"""
-    return _service().set_rules(programme_id, data["grace_days"], g.operator)
+    return _commands().set_rules(programme_id, data["grace_days"], g.operator)

@@ -20,7 +20,7 @@ QUALIFIED = "qualified"
 IN_PROGRESS = "in_progress"
 # Not qualified by the deadline (and grace). `decide` says so when a requirement was only
 # achieved after it; the read side also says so of a learner still in progress once the
-# clock has passed it (views.standings), since no statement ever arrives to say it.
+# clock has passed it (queries.standings), since no statement ever arrives to say it.
 LATE = "late"
 WITHDRAWN = "withdrawn"  # withdrawn before qualifying
 STANDINGS = (QUALIFIED, IN_PROGRESS, LATE, WITHDRAWN)

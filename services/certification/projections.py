@@ -18,13 +18,15 @@ from functools import partial
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from services.certification import handlers
+from services.certification import issuance
 from services.certification import tables as t
 from services.certification.domain import COMPLETED, IN_PROGRESS, PASSED
+from services.certification.repository import CertificationRepository
 from shared import catalog, db, xapi
 from shared.config import Settings
 from shared.consumer import Projection
 from shared.events import EventType
+from shared.unit_of_work import WithinTransaction
 
 # What an LMS or player says when a module is done (docs/events.md, Certification).
 MODULE_VERBS = {xapi.COMPLETED.id: COMPLETED, xapi.SATISFIED.id: COMPLETED, xapi.PASSED.id: PASSED}
@@ -37,6 +39,18 @@ def _programme(programme: catalog.Programme) -> dict:
 
 def _cohort(cohort: catalog.Cohort) -> dict:
     return {"id": cohort.id, "programme_id": cohort.programme_id, "name": cohort.name, "agency": cohort.agency}
+
+
+def _decide(settings: Settings, conn: Connection, learner_keys) -> None:
+    """Re-run the rule for these learners (issuance.py) within the batch's transaction;
+    the certificates' statements are staged in the outbox, committed with the batch."""
+    with _uow(settings, conn) as uow:
+        issuance.decide_for(uow, settings.activity_base, learner_keys)
+        uow.commit()
+
+
+def _uow(settings: Settings, conn: Connection) -> WithinTransaction:
+    return WithinTransaction(conn, t.outbox, settings.own_topic, CertificationRepository(conn))
 
 
 # --- enrollment topic --------------------------------------------------------------------------
@@ -82,13 +96,15 @@ def _store_enrolments(conn: Connection, statements: list[dict], moment_column: s
 
 def on_learner_enrolled(settings: Settings, conn: Connection, statements: list[dict]) -> None:
     rows = _store_enrolments(conn, statements, "enrolled_at")
-    handlers.decide_for(conn, settings, [row["learner_key"] for row in rows])
+    _decide(settings, conn, [row["learner_key"] for row in rows])
 
 
 def on_learner_withdrew(settings: Settings, conn: Connection, statements: list[dict]) -> None:
     rows = _store_enrolments(conn, statements, "withdrawn_at")
-    handlers.decide_for(conn, settings, [row["learner_key"] for row in rows])
-    handlers.undo_if_withdrawn_before_qualifying(conn, settings, rows)
+    with _uow(settings, conn) as uow:
+        issuance.decide_for(uow, settings.activity_base, [row["learner_key"] for row in rows])
+        issuance.undo_if_withdrawn_before_qualifying(uow, settings.activity_base, rows)
+        uow.commit()
 
 
 # --- achievements: the LRS and assessment topics -------------------------------------------------
@@ -104,7 +120,7 @@ def _achievement(stmt: dict, kind: str) -> dict | None:
 def _store_achievements(settings: Settings, conn: Connection, rows: list[dict]) -> None:
     if rows:
         db.insert_ignoring_duplicates(conn, t.achievements, rows, ["statement_id"])
-        handlers.decide_for(conn, settings, [row["learner_key"] for row in rows])
+        _decide(settings, conn, [row["learner_key"] for row in rows])
 
 
 def on_lrs_statement(settings: Settings, conn: Connection, statements: list[dict]) -> None:
@@ -128,7 +144,7 @@ def on_lrs_statement(settings: Settings, conn: Connection, statements: list[dict
         a = t.achievements
         learners = conn.scalars(sa.select(a.c.learner_key).where(a.c.statement_id.in_(voided))).all()
         conn.execute(a.delete().where(a.c.statement_id.in_(voided)))
-        handlers.decide_for(conn, settings, learners)
+        _decide(settings, conn, learners)
 
 
 def on_attempt_passed(settings: Settings, conn: Connection, statements: list[dict]) -> None:

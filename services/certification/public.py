@@ -2,11 +2,12 @@
 and only what a verifier needs (number, name, programme, date)."""
 from __future__ import annotations
 
-from flask import current_app, jsonify, render_template, request
+from flask import jsonify, render_template, request
 from flask_smorest import Blueprint
 
+from services.certification import queries
 from services.certification import schemas as s
-from services.certification import views
+from shared import http
 
 blp = Blueprint("verification", __name__, url_prefix="/", template_folder="templates",
                 description="Public certificate verification (no credentials)")
@@ -15,7 +16,7 @@ _HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 
 
 def _lookup(code: str) -> tuple[dict, int]:
-    found = views.verification(current_app.config["LEARNSTREAM_ENGINE"], code)
+    found = queries.verification(http.engine(), code)
     return found, 404 if found["status"] == "unknown" else 200
 
 

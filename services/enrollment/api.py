@@ -1,12 +1,13 @@
-"""Enrollment HTTP routes: thin; validation in schemas.py, rules in handlers.py."""
+"""Enrollment HTTP routes: thin; validation in schemas.py, commands in commands.py, reads in queries.py."""
 from __future__ import annotations
 
-from flask import current_app, g
+from flask import g
 from flask.views import MethodView
 
+from services.enrollment import queries
 from services.enrollment import schemas as s
-from services.enrollment import views
-from services.enrollment.handlers import EnrollmentService
+from services.enrollment.commands import EnrollmentCommands
+from shared import http
 from shared.auth import SECURITY, protect
 from shared.http import Blueprint, accepts_any_body, uploaded_csv
 
@@ -15,12 +16,8 @@ blp = Blueprint("enrollment", __name__, url_prefix="/",
 protect(blp)
 
 
-def _service() -> EnrollmentService:
-    return current_app.extensions["enrollment"]
-
-
-def _engine():
-    return _service().engine
+def _commands() -> EnrollmentCommands:
+    return http.commands()
 
 
 @blp.route("/programmes")
@@ -30,15 +27,15 @@ class Programmes(MethodView):
     @blp.response(200, s.ProgrammePageSchema)
     def get(self, args):
         """List programmes"""
-        return views.programmes(_engine(), args)
+        return queries.programmes(http.engine(), args)
 
     @blp.doc(security=SECURITY)
     @blp.arguments(s.ProgrammeInSchema)
     @blp.response(201, s.ProgrammeSchema)
     def post(self, data):
         """Define a programme: its required modules, final test and completion window"""
-        _service().define_programme(data, g.operator)
-        return views.programmes(_engine(), {"code": data["code"], "page": 1, "page_size": 1})["items"][0]
+        _commands().define_programme(data, g.operator)
+        return queries.programmes(http.engine(), {"code": data["code"], "page": 1, "page_size": 1})["items"][0]
 
 
 @blp.route("/programmes/<programme_id>")
@@ -46,7 +43,7 @@ class Programmes(MethodView):
 @blp.response(200, s.ProgrammeSchema)
 def get_programme(programme_id):
     """Fetch a programme"""
-    return views.programme(_engine(), programme_id)
+    return queries.programme(http.engine(), programme_id)
 
 
 @blp.route("/cohorts")
@@ -56,15 +53,15 @@ class Cohorts(MethodView):
     @blp.response(200, s.CohortPageSchema)
     def get(self, args):
         """List cohorts"""
-        return views.cohorts(_engine(), args)
+        return queries.cohorts(http.engine(), args)
 
     @blp.doc(security=SECURITY)
     @blp.arguments(s.CohortInSchema)
     @blp.response(201, s.CohortSchema)
     def post(self, data):
         """Define a cohort of a programme (agency, province, wave, when accounts are issued)"""
-        cohort = _service().define_cohort(data, g.operator)
-        return views.cohort(_engine(), cohort.id)
+        cohort = _commands().define_cohort(data, g.operator)
+        return queries.cohort(http.engine(), cohort.id)
 
 
 @blp.route("/cohorts/<cohort_id>")
@@ -72,7 +69,7 @@ class Cohorts(MethodView):
 @blp.response(200, s.CohortSchema)
 def get_cohort(cohort_id):
     """Fetch a cohort"""
-    return views.cohort(_engine(), cohort_id)
+    return queries.cohort(http.engine(), cohort_id)
 
 
 @blp.route("/cohorts/<cohort_id>/enrolments", methods=["POST"])
@@ -81,8 +78,8 @@ def get_cohort(cohort_id):
 @blp.response(201, s.EnrolmentSchema)
 def enrol(learner, cohort_id):
     """Enrol one learner in a cohort; 409 if already enrolled in the programme"""
-    enrolment = _service().enrol(cohort_id, learner)
-    return views.enrolment(_engine(), enrolment.id)
+    enrolment = _commands().enrol(cohort_id, learner)
+    return queries.enrolment(http.engine(), enrolment.id)
 
 
 @blp.route("/cohorts/<cohort_id>/enrolments/import", methods=["POST"])
@@ -98,7 +95,7 @@ def enrol(learner, cohort_id):
 @accepts_any_body
 def import_enrolments(cohort_id):
     """Bulk-enrol a cohort from CSV; bad rows are reported and the good ones kept"""
-    return _service().import_csv(cohort_id, uploaded_csv()).as_dict()
+    return _commands().import_csv(cohort_id, uploaded_csv()).as_dict()
 
 
 
@@ -108,7 +105,7 @@ def import_enrolments(cohort_id):
 @blp.response(200, s.EnrolmentPageSchema)
 def list_enrolments(args):
     """List enrolments, filtered by programme, cohort, status or organisation"""
-    return views.enrolments(_engine(), args)
+    return queries.enrolments(http.engine(), args)
 
 
 @blp.route("/enrolments/<enrolment_id>")
@@ -116,7 +113,7 @@ def list_enrolments(args):
 @blp.response(200, s.EnrolmentSchema)
 def get_enrolment(enrolment_id):
     """Fetch an enrolment"""
-    return views.enrolment(_engine(), enrolment_id)
+    return queries.enrolment(http.engine(), enrolment_id)
 
 
 @blp.route("/enrolments/<enrolment_id>/withdrawal", methods=["POST"])
@@ -125,5 +122,5 @@ def get_enrolment(enrolment_id):
 @blp.response(200, s.EnrolmentSchema)
 def withdraw(data, enrolment_id):
     """Withdraw a learner; 409 if already withdrawn"""
-    _service().withdraw(enrolment_id, data["reason"])
-    return views.enrolment(_engine(), enrolment_id)
+    _commands().withdraw(enrolment_id, data["reason"])
+    return queries.enrolment(http.engine(), enrolment_id)

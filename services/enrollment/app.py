@@ -1,25 +1,29 @@
 """The enrollment service's Flask app (gunicorn: `services.enrollment.app:create_app()`)."""
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Flask
 
+from services.enrollment import tables as t
 from services.enrollment.api import blp
-from services.enrollment.handlers import EnrollmentService
+from services.enrollment.commands import EnrollmentCommands
+from services.enrollment.repository import EnrollmentRepository
 from shared import db
 from shared.config import Settings
 from shared.http import create_service_app
 from shared.logs import configure_logging
+from shared.unit_of_work import SqlUnitOfWork
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env("enrollment")
     configure_logging(settings.service, settings.log_level)
     engine = db.create_engine(settings.database_url, timeouts=settings.database_timeouts)
-    app = create_service_app(
+    new_uow = partial(SqlUnitOfWork, engine, t.outbox, settings.own_topic, EnrollmentRepository)
+    return create_service_app(
         settings, engine, title="learnstream enrollment",
         description="Programmes, cohorts and enrolments. Every change is published as an xAPI "
                     "statement to the learnstream.enrollment.v1 topic.",
-        blueprints=[blp],
+        blueprints=[blp], commands=EnrollmentCommands(new_uow, settings.activity_base),
     )
-    app.extensions["enrollment"] = EnrollmentService(settings, engine)
-    return app

@@ -1,4 +1,7 @@
-"""Loading and storing enrollment's domain objects (the only module that maps rows)."""
+"""Loading and storing enrollment's domain objects (the only module that maps rows).
+
+`EnrollmentRepository` is what the commands see through their unit of work; the
+`*_from_row` functions also serve the read queries (queries.py)."""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -6,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from services.enrollment import tables as t
 from services.enrollment.domain import Cohort, Enrolment, Learner, Programme
+from shared import db
 from shared.errors import NotFound
 
 
@@ -71,3 +75,59 @@ def enrolled_learner_keys(conn: Connection, programme_id: str, keys: list[str]) 
             .where(t.enrolments.c.programme_id == programme_id, t.enrolments.c.learner_key.in_(chunk))
         ).all()))
     return found
+
+
+class EnrollmentRepository:
+    """Enrollment's state inside one unit of work: reads and writes over its connection.
+
+    A uniqueness the database enforces (a programme code, a cohort name within its
+    programme) is reported as `Conflict`, so a command reads the same with this
+    repository as with the in-memory one of the unit tests."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def get_programme(self, programme_id: str) -> Programme:
+        return get_programme(self.conn, programme_id)
+
+    def get_cohort(self, cohort_id: str) -> Cohort:
+        return get_cohort(self.conn, cohort_id)
+
+    def get_enrolment(self, enrolment_id: str) -> Enrolment:
+        return get_enrolment(self.conn, enrolment_id)
+
+    def enrolled_learner_keys(self, programme_id: str, keys: list[str]) -> dict[str, str]:
+        return enrolled_learner_keys(self.conn, programme_id, keys)
+
+    def add_programme(self, programme: Programme, created_at) -> None:
+        with _unique(f"a programme with code {programme.code!r} exists", "code"):
+            self.conn.execute(t.programmes.insert().values(
+                id=programme.id, code=programme.code, title=programme.title,
+                required_modules=list(programme.required_modules), final_test=programme.final_test,
+                window_days=programme.window_days, activity_id=programme.activity_id, created_at=created_at))
+
+    def add_cohort(self, cohort: Cohort, created_at) -> None:
+        with _unique(f"the programme already has a cohort named {cohort.name!r}", "name"):
+            self.conn.execute(t.cohorts.insert().values(
+                id=cohort.id, programme_id=cohort.programme_id, name=cohort.name, agency=cohort.agency,
+                province=cohort.province, wave=cohort.wave, accounts_issued_at=cohort.accounts_issued_at,
+                activity_id=cohort.activity_id, created_at=created_at))
+
+    def add_enrolments(self, enrolments: list[Enrolment]) -> set[str]:
+        """Insert those not enrolled meanwhile; the ids really inserted. ON CONFLICT DO
+        NOTHING: a concurrent import of the same learners wins or loses row by row."""
+        if not enrolments:
+            return set()
+        return set(db.insert_returning_new_ids(self.conn, t.enrolments, [enrolment_row(e) for e in enrolments],
+                                               keys=["programme_id", "learner_key"]))
+
+    def save_withdrawal(self, enrolment: Enrolment) -> bool:
+        """Store a withdrawal unless a concurrent one got there first (then False)."""
+        e = t.enrolments
+        return self.conn.execute(
+            e.update().where(e.c.id == enrolment.id, e.c.status != enrolment.status)
+            .values(status=enrolment.status, withdrawn_at=enrolment.withdrawn_at,
+                    withdrawal_reason=enrolment.withdrawal_reason)).rowcount == 1
+
+
+_unique = db.unique_or_conflict

@@ -1,8 +1,9 @@
 """Progress HTTP routes: operator views over the read models, and the dashboard. Thin."""
 from flask import Response, current_app, g, render_template
 
+from services.progress import queries
 from services.progress import schemas as s
-from services.progress import views
+from shared import http
 from shared.auth import SECURITY, protect
 from shared.http import Blueprint, attachment, html_page
 
@@ -11,10 +12,6 @@ blp = Blueprint("progress", __name__, url_prefix="/", template_folder="templates
                 description="Campaign, cohort and learner progress (operator credentials required; "
                             "an operator limited to one organisation unit sees only its cohorts)")
 protect(blp, units_aware=True)
-
-
-def _engine():
-    return current_app.config["LEARNSTREAM_ENGINE"]
 
 
 def _now():
@@ -30,7 +27,7 @@ def _unit():
 @blp.response(200, s.CampaignSchema)
 def get_campaign():
     """Totals over every cohort the operator may see"""
-    return views.campaign(_engine(), _now(), _unit())
+    return queries.campaign(http.engine(), _now(), _unit())
 
 
 @blp.route("/rollups", methods=["GET"])
@@ -39,7 +36,7 @@ def get_campaign():
 @blp.response(200, s.RollupSchema(many=True))
 def get_rollups(args):
     """Counts per organisation unit (agency), province or programme"""
-    return views.rollup(_engine(), args["by"], _now(), _unit())
+    return queries.rollup(http.engine(), args["by"], _now(), _unit())
 
 
 @blp.route("/cohorts", methods=["GET"])
@@ -48,7 +45,7 @@ def get_rollups(args):
 @blp.response(200, s.CohortProgressPageSchema)
 def list_cohorts(args):
     """Cohorts with their counts and rates"""
-    return views.cohorts(_engine(), args, _now(), _unit())
+    return queries.cohorts(http.engine(), args, _now(), _unit())
 
 
 @blp.route("/cohorts/<cohort_id>", methods=["GET"])
@@ -56,7 +53,7 @@ def list_cohorts(args):
 @blp.response(200, s.CohortProgressSchema)
 def get_cohort(cohort_id):
     """One cohort's counts and rates"""
-    return views.cohort(_engine(), cohort_id, _now(), _unit())
+    return queries.cohort(http.engine(), cohort_id, _now(), _unit())
 
 
 @blp.route("/cohorts/<cohort_id>/learners", methods=["GET"])
@@ -65,7 +62,7 @@ def get_cohort(cohort_id):
 @blp.response(200, s.LearnerProgressPageSchema)
 def list_learners(args, cohort_id):
     """A cohort's learners: progress, final test, certificate, deadline, overdue; filter, sort, page"""
-    return views.learners(_engine(), cohort_id, args, _now(), _unit())
+    return queries.learners(http.engine(), cohort_id, args, _now(), _unit())
 
 
 @blp.route("/cohorts/<cohort_id>/learners.csv", methods=["GET"])
@@ -74,7 +71,7 @@ def list_learners(args, cohort_id):
 @blp.arguments(s.LearnerFilterArgs, location="query")
 def export_learners(args, cohort_id):
     """A cohort's learner list as CSV (same filters as the JSON list, without paging)"""
-    body = views.learners_csv(_engine(), cohort_id, args, _now(), _unit())
+    body = queries.learners_csv(http.engine(), cohort_id, args, _now(), _unit())
     return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": attachment(f"cohort-{cohort_id}-learners.csv")})
 
@@ -84,7 +81,7 @@ def export_learners(args, cohort_id):
 @blp.response(200, s.DaySchema(many=True))
 def get_series(cohort_id):
     """Per day: enrolled, active, completed (all modules) and certified, over the window"""
-    return views.series(_engine(), cohort_id, _now(), _unit())
+    return queries.series(http.engine(), cohort_id, _now(), _unit())
 
 
 @blp.route("/dashboard", methods=["GET"])
@@ -100,5 +97,5 @@ def dashboard():
 @html_page
 def dashboard_cohort(cohort_id):
     """A cohort's live dashboard page (HTML)"""
-    views.cohort(_engine(), cohort_id, _now(), _unit())
+    queries.cohort(http.engine(), cohort_id, _now(), _unit())
     return render_template("dashboard.html", page="cohort", cohort_id=cohort_id)

@@ -1,7 +1,7 @@
 """Response and query schemas of the progress API (and so its OpenAPI document)."""
 from marshmallow import Schema, fields, validate
 
-from services.progress.views import COUNTS, ROLLUPS, SORTS, STATES
+from services.progress.queries import COUNTS, ROLLUPS, SORTS, STATES
 from shared.schemas import MAX_DB_INT, PageArgs, Timestamp, WholeNumber, page_of
 
 
@@ -104,5 +104,5 @@ class RollupArgs(Schema):
 
 CohortProgressPageSchema = page_of(CohortProgressSchema)
 LearnerProgressPageSchema = page_of(LearnerProgressSchema)
-# Every count the views compute is documented above.
+# Every count the queries compute is documented above.
 assert set(COUNTS) <= set(CountsSchema._declared_fields)

@@ -47,7 +47,7 @@ def prepared(deployment, learners=1, **final_test):
     enrollment = deployment.app("enrollment").test_client()
     app = deployment.app("assessment")
     clock = Clock(NOW)
-    app.extensions["assessment"].clock = clock
+    app.extensions["commands"].clock = clock
     client = app.test_client()
     code = f"DS{uuid.uuid4().hex[:6]}"
     programme = enrollment.post("/programmes", headers=AUTH, json={

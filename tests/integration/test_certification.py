@@ -348,7 +348,7 @@ def test_late_is_decided_by_the_clock_for_learners_who_never_sent_a_statement(de
     wait_for_certificates(client, 1)
     eventually(lambda: _standing(client, partial) == "in_progress" and _standing(client, idle) == "in_progress")
 
-    app.extensions["certification"].clock = lambda: DEADLINE + timedelta(hours=1)
+    app.extensions["commands"].clock = lambda: DEADLINE + timedelta(hours=1)
     assert [_standing(client, e) for e in (idle, partial, done)] == ["late", "late", "qualified"]
     late = client.get("/standings", headers=AUTH, query_string={"cohort_id": cohort["id"], "standing": "late"}).json
     assert late["total"] == 2 and {i["registration"] for i in late["items"]} == {idle["id"], partial["id"]}
@@ -358,5 +358,5 @@ def test_late_is_decided_by_the_clock_for_learners_who_never_sent_a_statement(de
     # A grace period moves the moment: within it, they are still in progress.
     assert client.put(f"/programmes/{programme['id']}/rules", headers=AUTH, json={"grace_days": 2}).status_code == 200
     assert [_standing(client, e) for e in (idle, partial, done)] == ["in_progress", "in_progress", "qualified"]
-    app.extensions["certification"].clock = lambda: DEADLINE + timedelta(days=2, hours=1)
+    app.extensions["commands"].clock = lambda: DEADLINE + timedelta(days=2, hours=1)
     assert [_standing(client, e) for e in (idle, partial)] == ["late", "late"]

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.progress import queries
 from services.progress import tables as t
-from services.progress import views
 from services.progress.service import SERVICE as PROGRESS
 from shared import db
 from shared.consumer import ProjectionRunner
@@ -111,8 +111,8 @@ def test_counts_agree_with_rows_and_order_does_not_matter(runner, learner_plans,
     assert learner_rows(runner) == in_order
 
     now = ISSUED + timedelta(days=day)
-    counts = views.cohort(runner.engine, COHORT, now, None)
-    listed = views.learners(runner.engine, COHORT, {"page": 1, "page_size": 1000}, now, None)["items"]
+    counts = queries.cohort(runner.engine, COHORT, now, None)
+    listed = queries.learners(runner.engine, COHORT, {"page": 1, "page_size": 1000}, now, None)["items"]
     assert len(listed) == len(plans_)
     expected = {
         "enrolled": sum(r["status"] == "enrolled" for r in listed),
@@ -126,12 +126,12 @@ def test_counts_agree_with_rows_and_order_does_not_matter(runner, learner_plans,
     }
     assert {k: counts[k] for k in expected} == expected
     # The series counts the same learners (withdrawn ones in no figure of it).
-    series = views.series(runner.engine, COHORT, now, None)
+    series = queries.series(runner.engine, COHORT, now, None)
     assert {name: sum(d[name] for d in series) for name in ("enrolled", "completed", "certified")} == {
         "enrolled": counts["enrolled"], "completed": counts["modules_completed"], "certified": counts["certified"]}
     # Each state filter lists exactly the learners the counts count.
     for state in ("overdue", "certified", "passed", "withdrawn"):
-        filtered = views.learners(runner.engine, COHORT, {"page": 1, "page_size": 1000, "state": state}, now, None)
+        filtered = queries.learners(runner.engine, COHORT, {"page": 1, "page_size": 1000, "state": state}, now, None)
         assert filtered["total"] == counts[state]
 
 
@@ -154,10 +154,10 @@ def test_overdue_follows_the_clock_without_new_statements(runner):
                    s.enrolled(2, s.new_id(), COHORT, ISSUED, DEADLINE)]
           + [s.completed(2, m, ISSUED + timedelta(days=1)) for m in s.MODULES]
           + [s.final_test(2, True, 0.8, ISSUED + timedelta(days=2))])
-    before = views.cohort(runner.engine, COHORT, DEADLINE - timedelta(minutes=1), None)
-    after = views.cohort(runner.engine, COHORT, DEADLINE + timedelta(minutes=1), None)
+    before = queries.cohort(runner.engine, COHORT, DEADLINE - timedelta(minutes=1), None)
+    after = queries.cohort(runner.engine, COHORT, DEADLINE + timedelta(minutes=1), None)
     assert (before["overdue"], after["overdue"]) == (0, 1)
-    overdue = views.learners(runner.engine, COHORT, {"page": 1, "page_size": 10, "state": "overdue"},
+    overdue = queries.learners(runner.engine, COHORT, {"page": 1, "page_size": 10, "state": "overdue"},
                              DEADLINE + timedelta(minutes=1), None)["items"]
     assert [r["name"] for r in overdue] == ["Learner 1"]
 

@@ -2,6 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.assessment.commands import parse_bank_csv
 from services.assessment.domain import (
     BEST,
     FAILED,
@@ -30,7 +31,6 @@ from services.assessment.domain import (
     score,
     summarise,
 )
-from services.assessment.handlers import parse_bank_csv
 from shared.errors import Conflict, DomainError, NotFound
 
 T0 = datetime(2026, 11, 5, 9, tzinfo=UTC)

@@ -2,8 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.enrollment.commands import parse_learner_csv
 from services.enrollment.domain import ACTIVE, WITHDRAWN, Cohort, Learner, Programme, deadline_for, enrol
-from services.enrollment.handlers import parse_learner_csv
 from shared.errors import Conflict, DomainError
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)

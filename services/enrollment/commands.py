@@ -1,76 +1,66 @@
-"""Enrollment commands: validate, apply the rule, and in ONE transaction write the new
-state and its statements to the outbox (docs/architecture.md, Writing)."""
+"""Enrollment's commands: validate, apply the rule, and write the new state and its
+statements through one unit of work (shared.unit_of_work), so they commit together or
+not at all (docs/architecture.md, Writing)."""
 from __future__ import annotations
 
 import csv
 import io
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from marshmallow import ValidationError
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 
-from services.enrollment import repository, statements
-from services.enrollment import tables as t
+from services.enrollment import statements
 from services.enrollment.domain import Cohort, Enrolment, Learner, Programme, enrol
-from shared import db, outbox, xapi
-from shared.config import Settings
+from services.enrollment.repository import EnrollmentRepository
+from shared import xapi
 from shared.errors import Conflict, DomainError
 from shared.schemas import LearnerSchema
+from shared.unit_of_work import UnitOfWork
 
 _learner_schema = LearnerSchema()
 
 
-class EnrollmentService:
-    """The write side: one method per command, one transaction per method."""
+class EnrollmentCommands:
+    """The write side: one method per command, one unit of work per method.
 
-    def __init__(self, settings: Settings, engine: Engine, clock=xapi.utc_now):
-        self.settings = settings
-        self.engine = engine
+    `new_uow` makes a fresh unit of work (SQL in the service, in-memory in unit tests);
+    `new_id` and `clock` are injectable so a test can name what a command creates."""
+
+    def __init__(self, new_uow: Callable[[], UnitOfWork[EnrollmentRepository]], activity_base: str,
+                 clock=xapi.utc_now, new_id: Callable[[], str] = lambda: str(uuid.uuid4())):
+        self.new_uow = new_uow
+        self.activity_base = activity_base
         self.clock = clock
-
-    def _publish(self, conn, events) -> None:
-        outbox.append(conn, t.outbox, self.settings.own_topic, events)
+        self.new_id = new_id
 
     def define_programme(self, data: dict, operator: str) -> Programme:
-        programme_id = str(uuid.uuid4())
         programme = Programme(
-            id=programme_id, code=data["code"], title=data["title"],
+            id=self.new_id(), code=data["code"], title=data["title"],
             required_modules=tuple(data["required_modules"]), final_test=data["final_test"],
-            window_days=data["window_days"],
-            activity_id=f"{self.settings.activity_base}programmes/{data['code']}",
+            window_days=data["window_days"], activity_id=f"{self.activity_base}programmes/{data['code']}",
         )
         now = self.clock()
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(t.programmes.insert().values(
-                    id=programme.id, code=programme.code, title=programme.title,
-                    required_modules=list(programme.required_modules), final_test=programme.final_test,
-                    window_days=programme.window_days, activity_id=programme.activity_id, created_at=now))
-                self._publish(conn, [statements.programme_defined(programme, operator, now)])
-        except IntegrityError:
-            raise Conflict(f"a programme with code {programme.code!r} exists", "code") from None
+        with self.new_uow() as uow:
+            uow.repo.add_programme(programme, now)
+            uow.publish(statements.programme_defined(programme, operator, now))
+            uow.commit()
         return programme
 
     def define_cohort(self, data: dict, operator: str) -> Cohort:
         now = self.clock()
-        cohort_id = str(uuid.uuid4())
-        try:
-            with self.engine.begin() as conn:
-                programme = repository.get_programme(conn, data["programme_id"])
-                cohort = Cohort(
-                    id=cohort_id, programme_id=programme.id, name=data["name"], agency=data["agency"],
-                    province=data["province"], wave=data["wave"], accounts_issued_at=data["accounts_issued_at"],
-                    activity_id=f"{self.settings.activity_base}cohorts/{cohort_id}",
-                )
-                conn.execute(t.cohorts.insert().values(
-                    id=cohort.id, programme_id=cohort.programme_id, name=cohort.name, agency=cohort.agency,
-                    province=cohort.province, wave=cohort.wave, accounts_issued_at=cohort.accounts_issued_at,
-                    activity_id=cohort.activity_id, created_at=now))
-                self._publish(conn, [statements.cohort_defined(cohort, programme, operator, now)])
-        except IntegrityError:
-            raise Conflict(f"the programme already has a cohort named {data['name']!r}", "name") from None
+        cohort_id = self.new_id()
+        with self.new_uow() as uow:
+            programme = uow.repo.get_programme(data["programme_id"])
+            cohort = Cohort(
+                id=cohort_id, programme_id=programme.id, name=data["name"], agency=data["agency"],
+                province=data["province"], wave=data["wave"], accounts_issued_at=data["accounts_issued_at"],
+                activity_id=f"{self.activity_base}cohorts/{cohort_id}",
+            )
+            uow.repo.add_cohort(cohort, now)
+            uow.publish(statements.cohort_defined(cohort, programme, operator, now))
+            uow.commit()
         return cohort
 
     def enrol(self, cohort_id: str, learner_data: dict) -> Enrolment:
@@ -93,36 +83,28 @@ class EnrollmentService:
     def _enrol_many(self, cohort_id: str, learners: list[Learner]) -> ImportReport:
         now = self.clock()
         report = ImportReport()
-        with self.engine.begin() as conn:
-            cohort = repository.get_cohort(conn, cohort_id)
-            programme = repository.get_programme(conn, cohort.programme_id)
-            existing = repository.enrolled_learner_keys(conn, programme.id, [lr.key for lr in learners])
-            new = [enrol(str(uuid.uuid4()), programme, cohort, learner, now)
+        with self.new_uow() as uow:
+            cohort = uow.repo.get_cohort(cohort_id)
+            programme = uow.repo.get_programme(cohort.programme_id)
+            existing = uow.repo.enrolled_learner_keys(programme.id, [lr.key for lr in learners])
+            new = [enrol(self.new_id(), programme, cohort, learner, now)
                    for learner in learners if learner.key not in existing]
             report.already_enrolled = [existing[lr.key] for lr in learners if lr.key in existing]
-            if new:
-                # ON CONFLICT DO NOTHING: a concurrent import of the same learners wins
-                # or loses row by row, and only rows really inserted are announced.
-                inserted = set(db.insert_returning_new_ids(
-                    conn, t.enrolments, [repository.enrolment_row(e) for e in new],
-                    keys=["programme_id", "learner_key"]))
-                report.enrolled = [e for e in new if e.id in inserted]
-                self._publish(conn, [statements.learner_enrolled(e, programme, cohort) for e in report.enrolled])
+            inserted = uow.repo.add_enrolments(new)
+            report.enrolled = [e for e in new if e.id in inserted]  # only rows really inserted are announced
+            uow.publish(*(statements.learner_enrolled(e, programme, cohort) for e in report.enrolled))
+            uow.commit()
         return report
 
     def withdraw(self, enrolment_id: str, reason: str | None) -> Enrolment:
-        with self.engine.begin() as conn:
-            enrolment = repository.get_enrolment(conn, enrolment_id).withdraw(reason, self.clock())
-            updated = conn.execute(
-                t.enrolments.update()
-                .where(t.enrolments.c.id == enrolment.id, t.enrolments.c.status != enrolment.status)
-                .values(status=enrolment.status, withdrawn_at=enrolment.withdrawn_at,
-                        withdrawal_reason=enrolment.withdrawal_reason)).rowcount
-            if updated != 1:  # a concurrent withdrawal got there first
+        with self.new_uow() as uow:
+            enrolment = uow.repo.get_enrolment(enrolment_id).withdraw(reason, self.clock())
+            if not uow.repo.save_withdrawal(enrolment):  # a concurrent withdrawal got there first
                 raise Conflict("the enrolment is already withdrawn")
-            cohort = repository.get_cohort(conn, enrolment.cohort_id)
-            programme = repository.get_programme(conn, enrolment.programme_id)
-            self._publish(conn, [statements.learner_withdrew(enrolment, programme, cohort)])
+            cohort = uow.repo.get_cohort(enrolment.cohort_id)
+            programme = uow.repo.get_programme(enrolment.programme_id)
+            uow.publish(statements.learner_withdrew(enrolment, programme, cohort))
+            uow.commit()
         return enrolment
 
 

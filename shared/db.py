@@ -223,8 +223,9 @@ def drop_database(url: str) -> None:
         admin.dispose()
 
 
-def migrate(url: str, migrations_dir: Path) -> None:
-    """Bring the database to the newest schema; run once before workers start."""
+def migrate(url: str, migrations_dir: Path, revision: str = "head") -> None:
+    """Bring the database to the newest schema (or to `revision`, for a test of a
+    migration itself); run once before workers start."""
     ensure_database(url)
     engine = create_engine(url, timeouts=UNBOUNDED)
     try:
@@ -232,7 +233,7 @@ def migrate(url: str, migrations_dir: Path) -> None:
         config.set_main_option("script_location", str(migrations_dir))
         with engine.begin() as conn:
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
     finally:
         engine.dispose()
 

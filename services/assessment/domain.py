@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from shared.errors import Conflict, DomainError, NotFound
+from shared.vocabulary import FAILED, FINAL_TEST_STATES, IN_PROGRESS, NOT_ATTEMPTED, PASSED
 
 
 class Forbidden(DomainError):
@@ -351,12 +352,9 @@ def check_can_start(enrolment: Enrolment | None, registration: str, history: His
 
 # --- the read model's summary -------------------------------------------------------------
 
-NOT_ATTEMPTED = "not_attempted"
-IN_PROGRESS = "in_progress"
-PASSED = "passed"
-FAILED = "failed"
-OUT_OF_ATTEMPTS = "out_of_attempts"
-RESULT_STATUSES = (NOT_ATTEMPTED, IN_PROGRESS, PASSED, FAILED, OUT_OF_ATTEMPTS)
+# The words are shared.vocabulary's: "failed" is out of attempts without a pass, and a
+# learner whose attempts so far failed, with attempts left, is still in progress.
+RESULT_STATUSES = FINAL_TEST_STATES
 
 
 @dataclass(frozen=True)
@@ -402,14 +400,11 @@ def summarise(outcomes: list[Outcome], counting: str = BEST, max_attempts: int |
     used = len(outcomes)
     if counted is not None and counted.success:
         status = PASSED
-    elif any(not o.finished for o in outcomes):
+    elif any(not o.finished for o in outcomes) or (max_attempts is not None and used < max_attempts):
         status = IN_PROGRESS
-    elif max_attempts is not None and used >= max_attempts:
-        status = OUT_OF_ATTEMPTS
-    else:
+    else:  # out of attempts; or no rule known (an LMS's results only), and then each result is final
         status = FAILED
     decided_at = {PASSED: counted.finished_at if counted else None,
-                  FAILED: latest.finished_at if latest else None,
-                  OUT_OF_ATTEMPTS: latest.finished_at if latest else None}.get(status)
+                  FAILED: latest.finished_at if latest else None}.get(status)
     return Summary(used, best_score, latest.scaled if latest else None,
                    counted.scaled if counted else None, status, decided_at)

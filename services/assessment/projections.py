@@ -21,11 +21,9 @@ from shared import catalog, db, xapi
 from shared.config import Settings
 from shared.consumer import Projection
 from shared.events import EventType
+from shared.vocabulary import ENROLLED, WITHDRAWN
 
 VOIDED = "voided"  # attempt_log.source of a result an LMS voided
-ACTIVE = "active"
-WITHDRAWN = "withdrawn"
-
 
 
 # --- enrollment topic --------------------------------------------------------------------------
@@ -48,14 +46,14 @@ def _enrolment_row(stmt: dict, status: str) -> dict:
         "final_test": enrolment.programme.final_test, "actor": enrolment.actor,
         "programme": enrolment.programme.activity, "cohort": enrolment.cohort and enrolment.cohort.activity,
         "status": status, "deadline": enrolment.deadline,
-        "enrolled_at": enrolment.at if status == ACTIVE else None,
+        "enrolled_at": enrolment.at if status == ENROLLED else None,
         "withdrawn_at": enrolment.at if status == WITHDRAWN else None,
     }
 
 
 def on_learner_enrolled(conn: Connection, statements: list[dict]) -> None:
     on_programme_defined(conn, statements)
-    rows = [_enrolment_row(s, ACTIVE) for s in statements]
+    rows = [_enrolment_row(s, ENROLLED) for s in statements]
     # DO NOTHING on conflict: a withdrawal seen first must not be undone by its enrolment.
     db.insert_ignoring_duplicates(conn, t.known_enrolments, rows, ["registration"])
     for row in rows:

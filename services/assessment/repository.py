@@ -13,6 +13,7 @@ from services.assessment import tables as t
 from services.assessment.domain import OPEN, Attempt, Bank, Enrolment, FinalTest, History, Question, Score
 from shared import db
 from shared.errors import NotFound
+from shared.vocabulary import ENROLLED
 
 LRS = "lrs"
 OWN = "assessment"
@@ -35,7 +36,7 @@ def enrolment_from_row(row) -> Enrolment | None:
     if row is None:
         return None
     return Enrolment(registration=row.registration, programme_id=row.programme_id, cohort_id=row.cohort_id,
-                     learner_key=row.learner_key, active=row.status == "active", deadline=row.deadline,
+                     learner_key=row.learner_key, active=row.status == ENROLLED, deadline=row.deadline,
                      final_test=row.final_test, actor=row.actor, programme=row.programme, cohort=row.cohort)
 
 

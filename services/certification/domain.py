@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from shared.errors import Conflict, DomainError
+from shared.vocabulary import REVOKED, VALID
 
 # What a fact says about an activity.
 COMPLETED = "completed"  # a module: completed, or passed/satisfied as some players report it
@@ -114,8 +115,6 @@ def decide(enrolment: Enrolment, achievements: list[Achievement] | tuple[Achieve
 
 # --- certificates ---------------------------------------------------------------------------
 
-ACTIVE = "active"
-REVOKED = "revoked"
 SYSTEM = "system"  # issued_by / revoked_by when the rule, not an operator, acted
 
 
@@ -135,7 +134,7 @@ class Certificate:
 
     @property
     def status(self) -> str:
-        return REVOKED if self.revoked_at else ACTIVE
+        return REVOKED if self.revoked_at else VALID
 
     def revoke(self, reason: str, by: str, at: datetime) -> Certificate:
         if self.revoked_at is not None:

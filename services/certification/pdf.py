@@ -17,6 +17,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
+from shared.vocabulary import REVOKED
+
 INK = HexColor("#1f2a44")
 ACCENT = HexColor("#b08d57")
 MUTED = HexColor("#5a6275")
@@ -104,7 +106,7 @@ def render(cert: dict, verify_url: str) -> bytes:
     c.setFont(regular, _fitted(c, verify_url, regular, 10, qr_x - 84))
     c.drawString(64, 80, verify_url)
     c.linkURL(verify_url, (qr_x, qr_y, qr_x + qr_size, qr_y + qr_size), relative=0)
-    if cert.get("status") == "revoked":
+    if cert.get("status") == REVOKED:
         c.saveState()
         c.setFillColor(HexColor("#c0392b"))
         c.setFont(bold, 90)

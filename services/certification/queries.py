@@ -7,9 +7,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from services.certification import tables as t
-from services.certification.domain import ACTIVE, IN_PROGRESS, LATE, REVOKED
+from services.certification.domain import IN_PROGRESS, LATE
 from shared import db
 from shared.errors import NotFound
+from shared.vocabulary import REVOKED, VALID
 
 c = t.certificates
 
@@ -18,7 +19,7 @@ def certificate_view(row, public_url: str) -> dict:
     item = row._asdict()
     for internal in ("actor", "programme_activity", "cohort_activity"):
         item.pop(internal, None)
-    item["status"] = REVOKED if item["revoked_at"] else ACTIVE
+    item["status"] = REVOKED if item["revoked_at"] else VALID
     item["verification_url"] = f"{public_url}/verify/{item['verification_code']}"
     return item
 
@@ -28,7 +29,7 @@ def _filtered(args: dict) -> sa.Select:
     for name in ("programme_id", "programme_code", "cohort_id", "organisation"):
         if args.get(name) is not None:
             query = query.where(c.c[name] == args[name])
-    if args.get("status") == ACTIVE:
+    if args.get("status") == VALID:
         query = query.where(c.c.revoked_at.is_(None))
     elif args.get("status") == REVOKED:
         query = query.where(c.c.revoked_at.is_not(None))
@@ -86,7 +87,7 @@ def verification(engine: Engine, code: str) -> dict:
                                      c.c.revoked_at).where(c.c.verification_code == code)).first()
     if row is None or row.number is None:
         return {"status": "unknown"}
-    found = {"status": "revoked" if row.revoked_at else "valid", "number": row.number, "name": row.learner_name,
+    found = {"status": REVOKED if row.revoked_at else VALID, "number": row.number, "name": row.learner_name,
              "programme": row.programme_title, "issued_on": row.issued_at.date()}
     if row.revoked_at:
         found["revoked_on"] = row.revoked_at.date()

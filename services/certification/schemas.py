@@ -1,14 +1,15 @@
 """Request and response schemas of the certification API (and so its OpenAPI document)."""
 from marshmallow import Schema, fields, validate
 
-from services.certification.domain import ACTIVE, MAX_GRACE_DAYS, REVOKED, STANDINGS
+from services.certification.domain import MAX_GRACE_DAYS, STANDINGS
 from shared.schemas import PageArgs, Timestamp, WholeNumber, page_of
+from shared.vocabulary import CERTIFICATE_STATES, VALID
 
 
 class CertificateSchema(Schema):
     id = fields.Str()
     number = fields.Str()
-    status = fields.Str(metadata={"description": "active or revoked"})
+    status = fields.Str(metadata={"description": "valid or revoked"})
     verification_code = fields.Str()
     verification_url = fields.Str()
     programme_id = fields.Str()
@@ -34,7 +35,7 @@ class CertificateListArgs(PageArgs):
     programme_code = fields.Str()
     cohort_id = fields.Str()
     organisation = fields.Str()
-    status = fields.Str(validate=validate.OneOf([ACTIVE, REVOKED]))
+    status = fields.Str(validate=validate.OneOf(CERTIFICATE_STATES))
     issued_from = Timestamp(metadata={"description": "issued at or after (date or date-time)"})
     issued_to = Timestamp(metadata={"description": "issued before (date or date-time)"})
     q = fields.Str(validate=validate.Length(min=1, max=300),
@@ -42,7 +43,7 @@ class CertificateListArgs(PageArgs):
 
 
 class ExportArgs(Schema):
-    status = fields.Str(load_default=ACTIVE, validate=validate.OneOf([ACTIVE, REVOKED, "all"]))
+    status = fields.Str(load_default=VALID, validate=validate.OneOf([*CERTIFICATE_STATES, "all"]))
 
 
 class RevocationSchema(Schema):

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from shared import xapi
 from shared.errors import Conflict, DomainError
+from shared.vocabulary import ENROLLED, WITHDRAWN
 
 DEFAULT_WINDOW_DAYS = 10
 
@@ -65,8 +66,6 @@ class Learner:
         return xapi.learner_key(self.actor)
 
 
-ACTIVE = "active"
-WITHDRAWN = "withdrawn"
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class Enrolment:
     learner: Learner
     enrolled_at: datetime
     deadline: datetime
-    status: str = ACTIVE
+    status: str = ENROLLED
     withdrawn_at: datetime | None = None
     withdrawal_reason: str | None = None
 

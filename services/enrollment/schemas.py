@@ -1,8 +1,9 @@
 """Request and response schemas of the enrollment API (and so its OpenAPI document)."""
 from marshmallow import Schema, fields, validate
 
-from services.enrollment.domain import ACTIVE, DEFAULT_WINDOW_DAYS, WITHDRAWN
+from services.enrollment.domain import DEFAULT_WINDOW_DAYS
 from shared.schemas import MAX_DB_INT, LearnerSchema, PageArgs, Timestamp, WholeNumber, page_of
+from shared.vocabulary import ENROLMENT_STATES
 
 IRI = fields.Url(required=True, require_tld=False, validate=validate.Length(max=500))
 
@@ -81,7 +82,7 @@ class CohortListArgs(PageArgs):
 class EnrolmentListArgs(PageArgs):
     programme_id = fields.Str()
     cohort_id = fields.Str()
-    status = fields.Str(validate=validate.OneOf([ACTIVE, WITHDRAWN]))
+    status = fields.Str(validate=validate.OneOf(ENROLMENT_STATES))
     organisation = fields.Str()
 
 

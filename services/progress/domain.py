@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from shared import xapi
+from shared.vocabulary import ENROLLED, FAILED, IN_PROGRESS, NOT_ATTEMPTED, PASSED
 
 # A module counts as done on any of these (a player may report passed/satisfied instead).
 COMPLETION_VERBS = frozenset({xapi.COMPLETED.id, xapi.PASSED.id, xapi.SATISFIED.id})
@@ -50,10 +51,6 @@ def merge_activity(old: Activity | None, new: Activity) -> Activity:
                     min(completions) if completions else None, old.seconds + new.seconds)
 
 
-NOT_ATTEMPTED = "not_attempted"
-IN_PROGRESS = "in_progress"  # an attempt open, or every attempt so far failed with attempts left
-PASSED = "passed"
-FAILED = "failed"            # out of attempts without a pass: the one meaning of "failed"
 
 
 @dataclass(frozen=True)
@@ -147,4 +144,4 @@ def merge_verdicts(outcomes: list[Outcome | tuple], started: set[str] | frozense
 def is_overdue(status: str, deadline: datetime | None, finished_at: datetime | None, now: datetime) -> bool:
     """Past the deadline without finishing, while still enrolled. Decided by the clock:
     nobody has to send a statement for a learner to become overdue."""
-    return status == "enrolled" and deadline is not None and deadline < now and finished_at is None
+    return status == ENROLLED and deadline is not None and deadline < now and finished_at is None

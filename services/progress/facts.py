@@ -18,6 +18,7 @@ from services.progress import domain
 from services.progress import tables as t
 from shared import db, xapi
 from shared.consumer import replaying
+from shared.vocabulary import VALID
 
 
 def _voided_ids(conn: Connection, ids: list[str]) -> set[str]:
@@ -220,7 +221,7 @@ def _refresh(conn: Connection, learner_keys: set[str]) -> None:
                 "final_test_decided_at": verdict.decided_at, "finished_at": progress.finished_at,
                 "certificate_number": certificate.number if certificate else None,
                 "certificate_status": certificate.status if certificate else None,
-                "certified_at": certificate.issued_at if certificate and certificate.status == "valid" else None,
+                "certified_at": certificate.issued_at if certificate and certificate.status == VALID else None,
             })
         if updates:
             conn.execute(le.update().where(le.c.registration == sa.bindparam("b_registration")), updates)

@@ -13,9 +13,7 @@ from shared import catalog, db
 from shared.config import Settings
 from shared.consumer import Projection
 from shared.events import EventType
-
-ENROLLED = "enrolled"
-WITHDRAWN = "withdrawn"
+from shared.vocabulary import ENROLLED, REVOKED, VALID, WITHDRAWN
 
 
 def _programme_row(programme: catalog.Programme) -> dict:
@@ -87,11 +85,11 @@ def on_learning_activity(conn: Connection, statements: list[dict]) -> None:
 
 
 def on_certificate_earned(conn: Connection, statements: list[dict]) -> None:
-    facts.refresh_learners(conn, facts.record_certificates(conn, statements, "valid"))
+    facts.refresh_learners(conn, facts.record_certificates(conn, statements, VALID))
 
 
 def on_certificate_revoked(conn: Connection, statements: list[dict]) -> None:
-    facts.refresh_learners(conn, facts.record_certificates(conn, statements, "revoked"))
+    facts.refresh_learners(conn, facts.record_certificates(conn, statements, REVOKED))
 
 
 # Every event this service projects, in one place.

@@ -14,10 +14,10 @@ from sqlalchemy.engine import Engine
 
 from services.progress import domain
 from services.progress import tables as t
-from services.progress.projections import ENROLLED, WITHDRAWN
 from shared import db
 from shared.csv_export import csv_text
 from shared.errors import NotFound
+from shared.vocabulary import ENROLLED, VALID, WITHDRAWN
 
 _le = t.learner_enrolments
 _c = t.cohorts
@@ -50,7 +50,7 @@ def _conditions(now: datetime) -> dict[str, sa.ColumnElement]:
         "modules_completed": active & _le.c.modules_completed_at.is_not(None),
         "passed": active & (_le.c.final_test_status == domain.PASSED),
         "failed": active & (_le.c.final_test_status == domain.FAILED),
-        "certified": active & (_le.c.certificate_status == "valid"),
+        "certified": active & (_le.c.certificate_status == VALID),
         # Mirrors domain.is_overdue, which decides the same per row.
         "overdue": active & (_le.c.deadline < now) & _le.c.finished_at.is_(None),
     }
@@ -158,7 +158,7 @@ CSV_COLUMNS = ("name", "organisation", "status", "state", "modules_completed", "
 def _state(item: dict) -> str:
     if item["status"] == WITHDRAWN:
         return "withdrawn"
-    if item["certificate_status"] == "valid":
+    if item["certificate_status"] == VALID:
         return "certified"
     if item["overdue"]:
         return "overdue"

@@ -73,7 +73,7 @@ def test_the_rule_issues_one_verifiable_certificate_per_qualifying_learner(deplo
     assert cert["number"] in (f"DS1-{year}-000001", f"DS1-{year}-000002")
     assert cert["learner_name"] == ana["learner"]["name"] and cert["organisation"] == ana["learner"]["organisation"]
     assert cert["issued_at"] == xapi.format_timestamp(start + timedelta(hours=2)).replace(".000", "")
-    assert cert["cohort_id"] == cohort["id"] and cert["status"] == "active" and cert["issue_no"] == 1
+    assert cert["cohort_id"] == cohort["id"] and cert["status"] == "valid" and cert["issue_no"] == 1
     assert len(cert["verification_code"]) >= 22
 
     public = deployment.app("certification").test_client()
@@ -188,7 +188,7 @@ def test_withdrawals_before_and_after_qualifying(deployment):
     revoked = wait_for_certificates(client, 1, status="revoked")
     assert [c["registration"] for c in revoked] == [cy["id"]]
     assert revoked[0]["revoked_by"] == "system" and "withdrawn" in revoked[0]["revocation_reason"]
-    active = client.get("/certificates", headers=AUTH, query_string={"status": "active"}).json["items"]
+    active = client.get("/certificates", headers=AUTH, query_string={"status": "valid"}).json["items"]
     assert [c["registration"] for c in active] == [ana["id"]]
     assert _standing(client, bo) == "withdrawn" and _standing(client, cy) == "withdrawn"
     assert _standing(client, ana) == "qualified"
@@ -224,7 +224,7 @@ def test_revocation_reissue_verification_pdf_and_exports(deployment):
     # Re-issue: a new number and code; the old code stays revoked; no second re-issue while valid.
     again = client.post(f"/certificates/{cert['id']}/reissue", headers=AUTH)
     assert again.status_code == 201, again.json
-    assert again.json["issue_no"] == 2 and again.json["status"] == "active" and again.json["issued_by"] == "ops"
+    assert again.json["issue_no"] == 2 and again.json["status"] == "valid" and again.json["issued_by"] == "ops"
     assert again.json["number"].endswith("-000004") and again.json["verification_code"] != code
     assert client.get(f"/verify/{again.json['verification_code']}.json").json["status"] == "valid"
     assert client.get(f"/verify/{code}.json").json["status"] == "revoked"
@@ -267,7 +267,7 @@ def test_revocation_reissue_verification_pdf_and_exports(deployment):
     assert sorted(r["number"] for r in rows) == sorted(expected)
     everything = list(csv.DictReader(io.StringIO(
         client.get(f"/cohorts/{cohort['id']}/certificates.csv?status=all", headers=AUTH).text)))
-    assert sorted(r["status"] for r in everything) == ["active", "active", "active", "revoked"]
+    assert sorted(r["status"] for r in everything) == ["revoked", "valid", "valid", "valid"]
     archive = client.get(f"/cohorts/{cohort['id']}/certificates.zip", headers=AUTH)
     assert archive.status_code == 200 and archive.mimetype == "application/zip"
     with zipfile.ZipFile(io.BytesIO(archive.data)) as zipped:

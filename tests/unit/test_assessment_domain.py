@@ -11,7 +11,6 @@ from services.assessment.domain import (
     MULTIPLE,
     NOT_ATTEMPTED,
     OPEN,
-    OUT_OF_ATTEMPTS,
     PASSED,
     SINGLE,
     SUBMITTED,
@@ -234,7 +233,7 @@ def test_summary_best_versus_last():
     assert (best.status, best.counted_score, best.best_score, best.latest_score) == (PASSED, 0.8, 0.8, 0.5)
     assert best.decided_at == T0 + timedelta(minutes=10)
     last = summarise(history, LAST, max_attempts=3)
-    assert (last.status, last.counted_score) == (FAILED, 0.5)
+    assert (last.status, last.counted_score) == (IN_PROGRESS, 0.5)  # the last counts, and attempts are left
     assert summarise(list(reversed(history)), LAST, 3) == last  # order-free
 
 
@@ -242,10 +241,10 @@ def test_summary_statuses():
     assert summarise([]).status == NOT_ATTEMPTED
     assert summarise([Outcome("a1", T0)]).status == IN_PROGRESS
     failed = [outcome(1, 0.5, False, 10)]
-    assert summarise(failed, BEST, 2).status == FAILED
+    assert summarise(failed, BEST, 2).status == IN_PROGRESS  # failed so far, with an attempt left
     out = summarise(failed + [outcome(2, 0.6, False, 30)], BEST, 2)
-    assert out.status == OUT_OF_ATTEMPTS and out.decided_at == T0 + timedelta(minutes=30)
+    assert out.status == FAILED and out.decided_at == T0 + timedelta(minutes=30)
     assert out.attempts_used == 2 and out.best_score == 0.6
     # An LMS may report success without a score: a pass still beats a scored fail.
     assert summarise(failed + [Outcome("x", None, T0 + timedelta(hours=1), None, True)], BEST, 2).status == PASSED
-    assert summarise(failed, BEST, None).status == FAILED  # no rule known: attempts unlimited
+    assert summarise(failed, BEST, None).status == FAILED  # no rule known: each result is final, as in progress

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.enrollment.commands import parse_learner_csv
-from services.enrollment.domain import ACTIVE, WITHDRAWN, Cohort, Learner, Programme, deadline_for, enrol
+from services.enrollment.domain import ENROLLED, WITHDRAWN, Cohort, Learner, Programme, deadline_for, enrol
 from shared.errors import Conflict, DomainError
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
@@ -43,7 +43,7 @@ def test_programme_rules(overrides, field):
 def test_enrol_sets_deadline_and_rejects_foreign_cohort():
     learner = Learner(name="Ana", email="ana@example.org")
     enrolment = enrol("e1", programme(), cohort(), learner, now=T0)
-    assert enrolment.status == ACTIVE and enrolment.deadline == datetime(2026, 11, 12, tzinfo=UTC)
+    assert enrolment.status == ENROLLED and enrolment.deadline == datetime(2026, 11, 12, tzinfo=UTC)
     with pytest.raises(DomainError):
         enrol("e2", programme(), cohort(programme_id="other"), learner, now=T0)
 

@@ -286,12 +286,15 @@ def insert_if_absent(conn, table: sa.Table, row: dict, keys: list[str]) -> bool:
     return conn.execute(stmt, row).first() is not None
 
 
-def upsert(conn, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE of every non-key column, on both databases."""
+def upsert(conn, table: sa.Table, rows: list[dict], keys: list[str], update: list[str] | None = None) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE, on both databases: of the `update` columns, or
+    of every non-key column. Of rows with the same keys the last wins (PostgreSQL refuses
+    one statement that changes a row twice)."""
     if not rows:
         return
+    rows = list({tuple(row[k] for k in keys): row for row in rows}.values())
     insert = _insert_for(conn)(table)
-    updates = {name: insert.excluded[name] for name in rows[0] if name not in keys}
+    updates = {name: insert.excluded[name] for name in (update or [n for n in rows[0] if n not in keys])}
     conn.execute(insert.on_conflict_do_update(index_elements=keys, set_=updates), rows)
 
 

@@ -66,11 +66,8 @@ def on_learner_enrolled(conn: Connection, statements: list[dict]) -> None:
 
 def on_learner_withdrew(conn: Connection, statements: list[dict]) -> None:
     rows = [_enrolment_row(s, WITHDRAWN) for s in statements]
-    db.insert_ignoring_duplicates(conn, t.known_enrolments, rows, ["registration"])
-    for row in rows:
-        conn.execute(t.known_enrolments.update()
-                     .where(t.known_enrolments.c.registration == row["registration"])
-                     .values(status=WITHDRAWN, withdrawn_at=row["withdrawn_at"]))
+    # A withdrawal may arrive before its enrolment: the row is made, or only marked withdrawn.
+    db.upsert(conn, t.known_enrolments, rows, ["registration"], update=["status", "withdrawn_at"])
     refresh(conn, [row["registration"] for row in rows])
 
 

@@ -85,12 +85,9 @@ def _store_enrolments(conn: Connection, statements: list[dict], moment_column: s
     db.upsert(conn, t.programmes, catalog.latest_by_id([_programme(e.programme) for e in enrolments]), ["id"])
     cohorts = [_cohort(e.cohort) for e in enrolments if e.cohort]
     db.upsert(conn, t.cohorts, catalog.latest_by_id(cohorts), ["id"])
-    # DO NOTHING, then set only this statement's moment: an enrolment and its withdrawal
-    # may arrive in either order, and neither undoes the other.
-    db.insert_ignoring_duplicates(conn, t.learner_enrolments, rows, ["registration"])
-    e = t.learner_enrolments
-    conn.execute(e.update().where(e.c.registration == sa.bindparam("r")).values({moment_column: sa.bindparam("m")}),
-                 [{"r": row["registration"], "m": row[moment_column]} for row in rows])
+    # Set only this statement's moment: an enrolment and its withdrawal may arrive in
+    # either order, and neither undoes the other.
+    db.upsert(conn, t.learner_enrolments, rows, ["registration"], update=[moment_column])
     return rows
 
 

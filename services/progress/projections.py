@@ -69,11 +69,8 @@ def on_learner_withdrew(conn: Connection, statements: list[dict]) -> None:
     enrolments = [catalog.enrolment(s) for s in statements]
     _store_catalog(conn, enrolments)
     rows = [_learner_row(e, WITHDRAWN) for e in enrolments]
-    db.insert_ignoring_duplicates(conn, t.learner_enrolments, rows, ["registration"])
-    for row in rows:
-        conn.execute(t.learner_enrolments.update()
-                     .where(t.learner_enrolments.c.registration == row["registration"])
-                     .values(status=WITHDRAWN, withdrawn_at=row["withdrawn_at"]))
+    # A withdrawal may arrive before its enrolment: the row is made, or only marked withdrawn.
+    db.upsert(conn, t.learner_enrolments, rows, ["registration"], update=["status", "withdrawn_at"])
 
 
 def on_learning_activity(conn: Connection, statements: list[dict]) -> None:

@@ -51,6 +51,8 @@ class ServiceSpec:
     timers: tuple[Timer, ...] = ()
     # Run in the worker's projections part, beside the projection and the timers.
     loops: tuple[Loop, ...] = ()
+    # Producers whose topics the loops read (created before they start, like the projection's).
+    loop_topics: tuple[str, ...] = ()
     # The producer name of the topic the outbox feeds, when not the service's own.
     produces: str | None = None
     # gunicorn's worker class: "gevent" for a service that serves many concurrent clients
@@ -64,6 +66,7 @@ class ServiceSpec:
             topics.append(settings.topic(self.produces) if self.produces else settings.own_topic)
         if self.projection is not None:
             topics += self.projection(settings).topics + [settings.dead_letter_topic]
+        topics += [settings.topic(producer) for producer in self.loop_topics]
         return list(dict.fromkeys(topics))
 
 

@@ -57,6 +57,8 @@ QUARANTINED = Counter("learnstream_forwarding_quarantined_total", "Statements th
 RETRIES = Counter("learnstream_forwarding_retries_total", "Failed tries of the target, retried after a backoff",
                   ["target"])
 
+# Every topic with statements on it (docs/events.md); a target's filter picks among them.
+PRODUCERS = ("enrollment", "lrs", "assessment", "certification")
 RESPONSE_KEPT = 2000  # characters of a target's answer kept in the quarantine and the status
 SUPERVISE_SECONDS = 2.0
 LAG_EVERY_SECONDS = 1.0
@@ -113,7 +115,7 @@ class TargetLoop:
 
     @property
     def topics(self) -> list[str]:
-        return [self.settings.topic(s) for s in ("enrollment", "lrs", "assessment", "certification")]
+        return [self.settings.topic(producer) for producer in PRODUCERS]
 
     @property
     def group(self) -> str:
@@ -160,6 +162,7 @@ class TargetLoop:
                         self.forward(records, stop)
                 except TargetUnavailable as exc:
                     self._failed(str(exc))
+                    self._report_lag(consumer)  # while it fails is when the lag matters
                     self._rewind(consumer, stop)
                     continue
                 if self.backoff.failures:

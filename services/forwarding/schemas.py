@@ -13,7 +13,8 @@ _NAME = fields.Str(validate=validate.Length(min=1, max=300))
 
 
 def _list(item, description: str):
-    return fields.List(item, load_default=list, validate=validate.Length(max=500), metadata={"description": description})
+    return fields.List(item, load_default=list, validate=validate.Length(max=500),
+                       metadata={"description": description})
 
 
 class FilterSchema(Schema):

@@ -18,4 +18,5 @@ SERVICE = ServiceSpec(
     processed=tables.processed_statements,
     projection=projection,
     loops=(Loop("forwarder", forwarder.supervise),),
+    loop_topics=forwarder.PRODUCERS,
 )

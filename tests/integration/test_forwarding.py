@@ -12,11 +12,8 @@ import time
 from collections import defaultdict
 
 import pytest
-import sqlalchemy as sa
 
-from services.forwarding import tables as ft
 from services.progress.lrs import auth as lrs_auth
-from shared import db, xapi
 from tests.support.brokers import REPO
 from tests.support.flows import AUTH, define_cohort, eventually, import_csv, learners_csv
 from tests.support.forwarding import TargetLrs, add_target, completed, lrs_headers
@@ -109,3 +106,112 @@ def test_a_refused_statement_is_quarantined_and_a_replay_after_the_fix_delivers_
     assert [r["statement_id"] for r in resolved] == [modern["id"]] and resolved[0]["resolved_at"]
     assert sorted(target.stored_ids()) == sorted(s["id"] for s in ordinary + [modern])
     assert target.secret not in caplog.text  # nor anywhere in the logs
+
+
+def _order_per_learner(ids: list[str], by_id: dict[str, dict]) -> dict[str, list[str]]:
+    per = defaultdict(list)
+    for sid in ids:
+        s = by_id[sid]
+        per[s["actor"]["mbox"]].append(s["object"]["id"])
+    return per
+
+
+def test_a_target_down_for_30_s_gets_every_matching_statement_once_in_order_while_the_others_go_on(
+        deployment, source, target, kafka_bootstrap, tmp_path):
+    lrs, headers, api = source
+    enrollment = deployment.app("enrollment").test_client()
+    programme, revenue = define_cohort(enrollment)
+    tax = enrollment.post("/cohorts", headers=AUTH, json={
+        "programme_id": programme["id"], "name": "Tax wave 1", "agency": "Tax agency", "province": "South",
+        "wave": 1, "accounts_issued_at": "2026-11-02"}).json
+    import_csv(enrollment, revenue["id"], learners_csv(10))
+    import_csv(enrollment, tax["id"], learners_csv(10, start=10))
+    archive = TargetLrs(kafka_bootstrap, tmp_path / "archive")
+    try:
+        ministry = add_target(api, target, "ministry", batch_size=7, filter={
+            "agencies": ["Revenue agency"], "verbs": ["http://adlnet.gov/expapi/verbs/completed"]})
+        add_target(api, archive, "archive", filter={"event_types": ["lrs.statement"]})
+        target.gate.fail_for(30)
+        outage_ends = time.monotonic() + 30
+        deployment.start_worker("enrollment")
+        deployment.start_worker("progress")
+        deployment.start_worker("forwarding", consumer_retry_max_seconds=4)
+        sent = []
+        for module in range(1, 5):  # each learner's modules in order, one POST per module
+            batch = [completed(n, module) for n in range(20)] + [completed(n, module, verb="experienced")
+                                                                 for n in range(0, 20, 3)]
+            _post(lrs, headers, batch)
+            sent += batch
+        # The other target goes on: it has everything while the ministry is still down.
+        eventually(lambda: len(archive.stored_ids()) == len(sent), timeout=25, message="archive caught up")
+        assert time.monotonic() < outage_ends and target.stored_ids() == []
+        status = eventually(lambda: (s := api.get(f"/targets/{ministry['id']}", headers=AUTH).json["status"])
+                            and s["retrying"] and s["lag"] > 0 and s)
+        assert "503" in status["last_error"]
+        assert "retrying" in api.get("/forwarding", headers=AUTH).text
+        metrics = api.get("/metrics").text
+        assert 'learnstream_forwarding_lag{target="ministry"}' in metrics
+        assert 'learnstream_forwarding_retrying{target="ministry"} 1.0' in metrics
+
+        wanted = [s for s in sent if s["verb"]["id"].endswith("/completed") and int(
+            s["actor"]["mbox"].split("learner")[1].split("@")[0]) < 10]
+        eventually(lambda: len(target.stored_ids()) >= len(wanted), timeout=60, message="ministry caught up")
+        time.sleep(1.5)  # anything sent twice or outside the filter would show now
+        stored = target.stored_ids()
+        by_id = {s["id"]: s for s in sent}
+        assert sorted(stored) == sorted(s["id"] for s in wanted)  # once each, nothing outside the filter
+        assert all(order == [f"https://content.example.org/modules/{m}" for m in range(1, 5)]
+                   for order in _order_per_learner(stored, by_id).values())
+        assert len(_order_per_learner(stored, by_id)) == 10
+        # Retried with capped backoff: a try every few seconds, not a flood.
+        assert 4 <= target.gate.refused_503 <= 30, target.gate.refused_503
+        assert eventually(lambda: (s := api.get(f"/targets/{ministry['id']}", headers=AUTH).json["status"])
+                          and not s["retrying"] and s["lag"] == 0 and s)["delivered"] == len(wanted)
+    finally:
+        deployment.stop_workers()
+        archive.close()
+
+
+def test_a_forwarder_killed_mid_batch_loses_nothing_and_doubles_nothing(deployment, source, target):
+    lrs, headers, api = source
+    add_target(api, target, "ministry", batch_size=50)
+    sent = []
+    for round_ in range(10):  # 200 learners, 10 statements each, in order
+        batch = [completed(n, round_) for n in range(200)]
+        _post(lrs, headers, batch)
+        sent += batch
+    deployment.start_worker("progress")
+    deployment.settings("forwarding")  # migrated before the process starts
+    target.gate.delay = 0.05
+    env = dict(os.environ, **deployment.env, CONSUMER_MAX_RECORDS="300", LOG_LEVEL="WARNING")
+    argv = [sys.executable, "-m", "shared.cli", "worker", "forwarding", "--only", "projections"]
+    kills = 0
+    worker = None
+    try:
+        for _ in range(2):
+            worker = subprocess.Popen(argv, env=env, cwd=REPO)
+            seen = len(target.stored_ids())
+            # Mid-batch: while the target is in the middle of a POST from it.
+            eventually(lambda seen=seen: len(target.stored_ids()) > seen + 100 and target.gate.in_post.is_set(),
+                       interval=0.01, message="the forwarder mid-batch")
+            if len(target.stored_ids()) >= len(sent):
+                break
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+            kills += 1
+        target.gate.delay = 0
+        worker = subprocess.Popen(argv, env=env, cwd=REPO)
+        eventually(lambda: len(target.stored_ids()) >= len(sent), message="everything delivered after the kills")
+        time.sleep(1.5)
+        stored = target.stored_ids()
+        assert len(stored) == len(sent) and set(stored) == {s["id"] for s in sent}  # nothing missing or doubled
+        by_id = {s["id"]: s for s in sent}
+        assert all(order == [f"https://content.example.org/modules/{m}" for m in range(10)]
+                   for order in _order_per_learner(stored, by_id).values())
+        # The kills cost redeliveries (sent again after the crash), which the ids made harmless.
+        assert len(target.gate.received) > len(sent)
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.terminate()
+            worker.wait(timeout=30)
+    assert kills >= 1

@@ -45,8 +45,9 @@ from shared.consumer import ProjectionRunner, parse
 
 log = logging.getLogger(__name__)
 
+# Summed over processes: worker replicas hold different partitions of one target.
 LAG = Gauge("learnstream_forwarding_lag", "Records on the topics not yet delivered to the target",
-            ["target"], multiprocess_mode="livemax")
+            ["target"], multiprocess_mode="livesum")
 RETRYING = Gauge("learnstream_forwarding_retrying", "1 while the target fails and is retried with backoff",
                  ["target"], multiprocess_mode="livemax")
 STOPPED = Gauge("learnstream_forwarding_stopped", "1 once too many refusals in a row stopped the target",
@@ -165,7 +166,7 @@ class TargetLoop:
                     self._report_lag(consumer)  # while it fails is when the lag matters
                     self._rewind(consumer, stop)
                     continue
-                if self.backoff.failures:
+                if records and self.backoff.failures:  # delivered: not an empty poll after a rewind
                     self.backoff.reset()
                     RETRYING.labels(self.label).set(0)
                 if records or time.monotonic() - last_lag > LAG_EVERY_SECONDS:
@@ -173,6 +174,9 @@ class TargetLoop:
                     last_lag = time.monotonic()
         finally:
             consumer.close()
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     def _rewind(self, consumer, stop: threading.Event) -> None:
         stop.wait(self.backoff.next_delay())
@@ -290,10 +294,15 @@ class TargetLoop:
         consumer = self._catalog_reader()
         topic = self.settings.topic("enrollment")
         ends = {k: high for k, (_, high) in bus.end_offsets(consumer, bus.partitions(consumer, topic)).items()}
+        waited_since = time.monotonic()
         while not stop.is_set():
             stored = self.catalog.stored_offsets()
             if all(stored.get(k, 0) >= high or high == 0 for k, high in ends.items()):
                 return
+            if time.monotonic() - waited_since > 30:  # the catalog projection stopped or far behind
+                log.warning("waiting for the catalog of enrolments to catch up before judging cohorts",
+                            extra={"target": self.label})
+                waited_since = time.monotonic()
             stop.wait(0.1)
 
     _reader = None
@@ -304,20 +313,23 @@ class TargetLoop:
         return self._reader
 
     def _report_lag(self, consumer) -> None:
-        lag = 0
+        """The partitions' ends as librdkafka last heard them with its fetches (no broker
+        round trip), into the metric and the database (views sum them with the offsets)."""
+        ends, lag = {}, 0
         for tp in consumer.assignment():
             try:
                 low, high = consumer.get_watermark_offsets(tp, cached=True)
-            except Exception:
+            except Exception:  # not known yet: next time
                 continue
             if high < 0:
                 continue
+            ends[(tp.topic, tp.partition)] = (low, high)
             lag += max(0, high - max(low, self.offsets.get((tp.topic, tp.partition), low)))
         LAG.labels(self.label).set(lag)
         try:
             with self.engine.begin() as conn:
-                repository.write_lag(conn, self.target.id, lag)
-        except Exception:
+                repository.write_ends(conn, self.target.id, ends)
+        except Exception:  # the lag is for operators; forwarding does not depend on it
             log.debug("could not write the target's lag", exc_info=True)
 
     # --- replays from the quarantine ----------------------------------------------------------

@@ -20,7 +20,7 @@ def targets(conn: Connection) -> list[Target]:
 
 
 def _status_row(target_id: str) -> dict:
-    return {"target_id": target_id, "lag": 0, "delivered": 0, "last_delivered_at": None, "retrying": False,
+    return {"target_id": target_id, "delivered": 0, "last_delivered_at": None, "retrying": False,
             "stopped": False, "last_error": None, "updated_at": xapi.utc_now()}
 
 
@@ -34,10 +34,19 @@ def write_status(conn: Connection, target_id: str, *, retrying: bool, last_error
     conn.execute(s.update().where(s.c.target_id == target_id).values(values))
 
 
-def write_lag(conn: Connection, target_id: str, lag: int) -> None:
-    s = t.target_status
-    db.insert_ignoring_duplicates(conn, s, [_status_row(target_id)], ["target_id"])
-    conn.execute(s.update().where(s.c.target_id == target_id).values(lag=lag, updated_at=xapi.utc_now()))
+def write_ends(conn: Connection, target_id: str, ends: dict[tuple[str, int], tuple[int, int]]) -> None:
+    """The (low, high) watermarks of the partitions this forwarder holds. A partition it
+    has delivered nothing of yet gets a row starting at its low mark, where it starts."""
+    if not ends:
+        return
+    o = t.target_offsets
+    db.insert_ignoring_duplicates(conn, o, [
+        {"target_id": target_id, "topic": topic, "partition": partition, "next_offset": low, "end_offset": high}
+        for (topic, partition), (low, high) in ends.items()], ["target_id", "topic", "partition"])
+    conn.execute(o.update().where(o.c.target_id == target_id, o.c.topic == sa.bindparam("t"),
+                                  o.c.partition == sa.bindparam("p")).values(end_offset=sa.bindparam("e")),
+                 [{"t": topic, "p": partition, "e": high} for (topic, partition), (_, high) in ends.items()])
+    db.insert_ignoring_duplicates(conn, t.target_status, [_status_row(target_id)], ["target_id"])
 
 
 def quarantine(conn: Connection, target_id: str, refused: list[tuple]) -> None:

@@ -1,8 +1,8 @@
 """The forwarding database.
 
 State: the targets (with their credentials: this database is the only place they are
-kept), each target's own offsets per topic partition, its quarantine and its status (lag,
-last error) as the forwarder last wrote it. Read models (READ_MODELS; rebuilt from the
+kept), each target's own offsets per topic partition, its quarantine and its status (last
+error) as the forwarder last wrote it. Read models (READ_MODELS; rebuilt from the
 enrollment topic): the catalog of cohorts and enrolments that cohort and agency filters
 are decided with.
 """
@@ -45,6 +45,9 @@ target_offsets = sa.Table(
     sa.Column("topic", sa.String(200), primary_key=True),
     sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("next_offset", sa.BigInteger, nullable=False),
+    # The partition's end as the forwarder holding it last saw it: the lag is the sum of
+    # end - next over the target's rows, right however many replicas share its partitions.
+    sa.Column("end_offset", sa.BigInteger, nullable=True),
 )
 
 quarantine = sa.Table(
@@ -69,7 +72,6 @@ quarantine = sa.Table(
 target_status = sa.Table(
     "target_status", metadata,
     sa.Column("target_id", sa.String(36), primary_key=True),
-    sa.Column("lag", sa.BigInteger, nullable=False),
     sa.Column("delivered", sa.BigInteger, nullable=False),
     sa.Column("last_delivered_at", TS, nullable=True),
     sa.Column("retrying", sa.Boolean, nullable=False),

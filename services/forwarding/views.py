@@ -17,10 +17,17 @@ def _quarantined_counts(conn) -> dict[str, int]:
                              .group_by(q.c.target_id)).all())
 
 
-def _view(row, status, quarantined: int) -> dict:
+def _lags(conn) -> dict[str, int]:
+    o = t.target_offsets
+    behind = sa.case((o.c.end_offset > o.c.next_offset, o.c.end_offset - o.c.next_offset), else_=0)
+    return {target_id: int(lag or 0) for target_id, lag in conn.execute(
+        sa.select(o.c.target_id, sa.func.sum(behind)).group_by(o.c.target_id))}
+
+
+def _view(row, status, quarantined: int, lag: int) -> dict:
     item = {c.name: getattr(row, c.name) for c in _SHOWN}
     item["has_password"] = bool(row.has_password)
-    item["status"] = None if status is None else status._asdict() | {"quarantined": quarantined}
+    item["status"] = None if status is None else status._asdict() | {"quarantined": quarantined, "lag": lag}
     return item
 
 
@@ -32,9 +39,9 @@ def _query():
 def targets(engine: Engine, args: dict) -> dict:
     with db.reading(engine) as conn:
         statuses = {row.target_id: row for row in conn.execute(sa.select(t.target_status))}
-        counts = _quarantined_counts(conn)
+        counts, lags = _quarantined_counts(conn), _lags(conn)
         return db.paged(conn, _query(), args,
-                        lambda row: _view(row, statuses.get(row.id), counts.get(row.id, 0)))
+                        lambda row: _view(row, statuses.get(row.id), counts.get(row.id, 0), lags.get(row.id, 0)))
 
 
 def target(engine: Engine, target_id: str) -> dict:
@@ -43,7 +50,7 @@ def target(engine: Engine, target_id: str) -> dict:
         if row is None:
             raise NotFound(f"no target {target_id}")
         status = conn.execute(sa.select(t.target_status).where(t.target_status.c.target_id == target_id)).first()
-        return _view(row, status, _quarantined_counts(conn).get(target_id, 0))
+        return _view(row, status, _quarantined_counts(conn).get(target_id, 0), _lags(conn).get(target_id, 0))
 
 
 def quarantine(engine: Engine, target_id: str, args: dict) -> dict:

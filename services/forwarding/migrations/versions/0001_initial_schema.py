@@ -72,11 +72,11 @@ def upgrade() -> None:
     sa.Column('topic', sa.String(length=200), nullable=False),
     sa.Column('partition', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('next_offset', sa.BigInteger(), nullable=False),
+    sa.Column('end_offset', sa.BigInteger(), nullable=True),
     sa.PrimaryKeyConstraint('target_id', 'topic', 'partition')
     )
     op.create_table('target_status',
     sa.Column('target_id', sa.String(length=36), nullable=False),
-    sa.Column('lag', sa.BigInteger(), nullable=False),
     sa.Column('delivered', sa.BigInteger(), nullable=False),
     sa.Column('last_delivered_at', shared.db.UtcDateTime(timezone=True), nullable=True),
     sa.Column('retrying', sa.Boolean(), nullable=False),

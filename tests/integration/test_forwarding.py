@@ -13,7 +13,11 @@ from collections import defaultdict
 
 import pytest
 
+from services.forwarding import projections
+from services.forwarding import tables as ft
+from services.forwarding.domain import Filter
 from services.progress.lrs import auth as lrs_auth
+from shared import db, xapi
 from tests.support.brokers import REPO
 from tests.support.flows import AUTH, define_cohort, eventually, import_csv, learners_csv
 from tests.support.forwarding import TargetLrs, add_target, completed, lrs_headers
@@ -219,3 +223,25 @@ def test_a_forwarder_killed_mid_batch_loses_nothing_and_doubles_nothing(deployme
             worker.terminate()
             worker.wait(timeout=30)
     assert kills >= 1
+
+
+def test_a_statements_cohorts_come_from_its_registration_else_from_its_learner(deployment):
+    engine = db.create_engine(deployment.settings("forwarding").database_url)
+    learner = {"objectType": "Agent", "mbox": "mailto:learner1@example.org"}
+    key = xapi.learner_key(learner)
+    try:
+        with engine.begin() as conn:
+            conn.execute(ft.cohorts.insert(), [{"id": "c1", "agency": "Revenue agency"}, {"id": "c2", "agency": None}])
+            conn.execute(ft.enrolments.insert(), [
+                {"registration": "r1", "learner_key": key, "cohort_id": "c1", "agency": None},
+                {"registration": "r2", "learner_key": key, "cohort_id": "c2", "agency": "Tax agency"}])
+        base = completed(1, 1)
+        by_registration = dict(base, context={"registration": "R2"})
+        unknown = completed(2, 1)
+        with engine.connect() as conn:
+            found = projections.facts(conn, [(None, base), (None, by_registration), (None, unknown)])
+        assert found[0].cohorts == {"c1", "c2"} and found[0].agencies == {"Revenue agency", "Tax agency"}
+        assert found[1].cohorts == {"c2"} and found[1].agencies == {"Tax agency"}
+        assert found[2].cohorts == set() and not Filter(agencies=("Tax agency",)).matches(found[2])
+    finally:
+        engine.dispose()

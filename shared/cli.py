@@ -228,6 +228,8 @@ def run(services):
             progress = stack.url("progress")
             click.echo(f"  dashboard      {progress}/dashboard")
             click.echo(f"  xAPI LRS       {progress}/xapi  (client keys: learnstream lrs-credentials create --help)")
+        if "forwarding" in stack.services:
+            click.echo(f"  forwarding     {stack.url('forwarding')}/forwarding  (lag per target; POST /targets)")
         if credentials_file:
             click.echo(f"  operator credentials (HTTP Basic key:secret) are in {credentials_file}")
         click.echo("A part that exits is restarted; Ctrl-C stops everything.")

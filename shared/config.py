@@ -14,8 +14,8 @@ from sqlalchemy.engine import make_url
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("LEARNSTREAM_VAR_DIR", REPO_ROOT / "var"))
 
-SERVICES = ("enrollment", "progress", "assessment", "certification")
-DEFAULT_PORTS = {"enrollment": 8001, "progress": 8002, "assessment": 8003, "certification": 8004}
+SERVICES = ("enrollment", "progress", "assessment", "certification", "forwarding")
+DEFAULT_PORTS = {"enrollment": 8001, "progress": 8002, "assessment": 8003, "certification": 8004, "forwarding": 8005}
 
 
 def service_database_url(service: str, env=os.environ) -> str:

@@ -6,6 +6,7 @@ that module is the one visible place where its parts are put together.
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,16 @@ class Timer:
 
 
 @dataclass(frozen=True)
+class Loop:
+    """Long-running work of a service's worker that is neither a projection nor a timer
+    (forwarding: one HTTP client loop per target). `run(settings, engine, stop)` returns
+    when `stop` is set; if it raises, the worker starts it again after a backoff."""
+
+    name: str
+    run: Callable[[Settings, Engine, threading.Event], None]
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     name: str
     metadata: sa.MetaData
@@ -38,6 +49,10 @@ class ServiceSpec:
     processed: sa.Table | None = None
     projection: Callable[[Settings], Projection] | None = None
     timers: tuple[Timer, ...] = ()
+    # Run in the worker's projections part, beside the projection and the timers.
+    loops: tuple[Loop, ...] = ()
+    # Producers whose topics the loops read (created before they start, like the projection's).
+    loop_topics: tuple[str, ...] = ()
     # The producer name of the topic the outbox feeds, when not the service's own.
     produces: str | None = None
     # gunicorn's worker class: "gevent" for a service that serves many concurrent clients
@@ -51,6 +66,7 @@ class ServiceSpec:
             topics.append(settings.topic(self.produces) if self.produces else settings.own_topic)
         if self.projection is not None:
             topics += self.projection(settings).topics + [settings.dead_letter_topic]
+        topics += [settings.topic(producer) for producer in self.loop_topics]
         return list(dict.fromkeys(topics))
 
 

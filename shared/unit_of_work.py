@@ -71,11 +71,12 @@ class UnitOfWork(Generic[R]):
 
 class SqlUnitOfWork(UnitOfWork[R]):
     """A transaction on the service's database; committed events go to its outbox table,
-    for its own topic, and the relay (shared.relay) publishes them afterwards.
+    for its own topic, and the relay (shared.relay) publishes them afterwards. A service
+    that publishes nothing (forwarding) has no outbox: `outbox_table` None.
 
     `repositories` builds the service's repositories over the transaction's connection."""
 
-    def __init__(self, engine: Engine, outbox_table: sa.Table, topic: str,
+    def __init__(self, engine: Engine, outbox_table: sa.Table | None, topic: str,
                  repositories: Callable[[Connection], R]):
         super().__init__()
         self.engine = engine
@@ -90,7 +91,10 @@ class SqlUnitOfWork(UnitOfWork[R]):
         self.repo = self._repositories(self._conn)
 
     def _commit(self, events: list[Event]) -> None:
-        outbox.append(self._conn, self.outbox_table, self.topic, events)
+        if events:
+            if self.outbox_table is None:
+                raise RuntimeError(f"a command published {len(events)} event(s) in a service without an outbox")
+            outbox.append(self._conn, self.outbox_table, self.topic, events)
         self._conn.commit()
 
     def _end(self) -> None:

@@ -14,7 +14,7 @@ from shared import bus, db
 from shared.config import Settings
 from shared.consumer import ProjectionRunner, ProjectionStopped
 from shared.relay import Relay
-from shared.service import ServiceSpec, Timer
+from shared.service import Loop, ServiceSpec, Timer
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,20 @@ def _every(settings: Settings, engine, timer: Timer, stop: threading.Event) -> N
             log.exception("timer failed", extra={"timer": timer.name})
 
 
+def _looping(settings: Settings, engine, loop: Loop, stop: threading.Event):
+    """Run a service's loop until `stop`, starting it again after a backoff if it fails."""
+    def run():
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                loop.run(settings, engine, stop)
+            except Exception as exc:  # whatever it was: the process stays up, the loop comes back
+                log.exception("loop failed; starting it again", extra={"loop": loop.name, "error": repr(exc)})
+                stop.wait(delay)
+                delay = min(delay * 2, settings.consumer_retry_max_seconds)
+    return run
+
+
 PARTS = ("relay", "projections")
 
 
@@ -97,6 +111,8 @@ def run_worker(settings: Settings, spec: ServiceSpec, stop: threading.Event | No
                         stop.wait(delay)
                         delay = min(delay * 2, settings.consumer_retry_max_seconds)
             threads.append(threading.Thread(target=_after(topics_ready, stop, consume), name="projection"))
+        threads += [threading.Thread(target=_after(topics_ready, stop, _looping(settings, engine, loop, stop)),
+                                     name=loop.name) for loop in spec.loops]
         threads += [threading.Thread(target=_every, args=(settings, engine, timer, stop), name=timer.name)
                     for timer in spec.timers]
     log.info("worker started", extra={"parts": [t.name for t in threads]})

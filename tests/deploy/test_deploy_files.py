@@ -100,7 +100,7 @@ def test_chart_refuses_more_workers_than_partitions(helm):
 def test_every_service_gets_a_web_tier_with_service_hpa_pdb_and_probes(rendered):
     deployments, services = named(rendered, "Deployment"), named(rendered, "Service")
     hpas, pdbs = named(rendered, "HorizontalPodAutoscaler"), named(rendered, "PodDisruptionBudget")
-    assert available() == ("enrollment", "progress", "assessment", "certification")
+    assert available() == ("enrollment", "progress", "assessment", "certification", "forwarding")
     for service in available():
         name = f"ls-learnstream-{service}-web"
         pod = deployments[name]["spec"]["template"]["spec"]

@@ -293,3 +293,47 @@ class FakeCertificationRepository:
             return False
         cert.revoked_at, cert.revoked_by, cert.revocation_reason = at, by, reason
         return True
+
+
+# --- forwarding ------------------------------------------------------------------------------
+
+class FakeForwardingRepository:
+    def __init__(self):
+        self.targets: dict[str, dict] = {}
+        self.quarantine: dict[tuple[str, str], dict] = {}  # (target, statement id) -> row
+        self.stopped: set[str] = set()
+
+    def copy(self):
+        return _copy_state(self, targets=lambda d: {k: dict(v) for k, v in d.items()},
+                           quarantine=lambda d: {k: dict(v) for k, v in d.items()}, stopped=set)
+
+    def require_target(self, target_id):
+        if target_id not in self.targets:
+            raise NotFound(f"no target {target_id}")
+
+    def _name_taken(self, name, but=None):
+        if any(t["name"] == name and i != but for i, t in self.targets.items()):
+            raise Conflict(f"a target named {name!r} exists already", "name")
+
+    def add_target(self, row):
+        self._name_taken(row["name"])
+        self.targets[row["id"]] = dict(row)
+
+    def change_target(self, target_id, values):
+        self._name_taken(values["name"], but=target_id)
+        target = self.targets[target_id]
+        target.update(values, revision=target["revision"] + 1)
+        self.stopped.discard(target_id)
+
+    def delete_target(self, target_id):
+        del self.targets[target_id]
+        self.quarantine = {k: v for k, v in self.quarantine.items() if k[0] != target_id}
+        self.stopped.discard(target_id)
+
+    def request_replay(self, target_id, statement_ids, at):
+        marked = 0
+        for (target, sid), row in self.quarantine.items():
+            if target == target_id and row["resolved_at"] is None and (statement_ids is None or sid in statement_ids):
+                row["replay_requested_at"] = at
+                marked += 1
+        return marked

@@ -16,6 +16,7 @@ from services.certification.commands import CertificationCommands
 from services.certification.domain import COMPLETED, IN_PROGRESS, LATE, PASSED, QUALIFIED, SYSTEM, Achievement
 from services.enrollment.commands import EnrollmentCommands
 from services.enrollment.domain import WITHDRAWN
+from services.forwarding.commands import ForwardingCommands
 from shared import xapi
 from shared.errors import Conflict, DomainError, NotFound
 from shared.events import EventType
@@ -23,6 +24,7 @@ from tests.unit.fakes import (
     FakeAssessmentRepository,
     FakeCertificationRepository,
     FakeEnrollmentRepository,
+    FakeForwardingRepository,
     FakeUnitOfWork,
     _Row,
 )
@@ -300,3 +302,46 @@ def test_a_grace_period_turns_late_learners_into_certified_ones(certification):
     assert uow.repo.enrolments["r1"].standing == LATE and not uow.repo.certificates
     commands.set_rules("p1", 3, "ops")
     assert uow.repo.enrolments["r1"].standing == QUALIFIED and len(uow.repo.certificates) == 1
+
+
+# --- forwarding ------------------------------------------------------------------------------
+
+TARGET = {"name": "ministry", "url": "https://lrs.ministry.example/xapi/", "xapi_version": "1.0.3",
+          "username": "fwd", "password": "s3cret", "filter": {}, "enabled": True, "batch_size": 100,
+          "timeout_seconds": 10}
+
+
+@pytest.fixture
+def forwarding():
+    uow = FakeUnitOfWork(FakeForwardingRepository())
+    return uow, ForwardingCommands(uow, clock=lambda: T0, new_id=ids("target-"))
+
+
+def test_a_target_is_created_changed_and_deleted_and_forwarding_publishes_nothing(forwarding):
+    uow, commands = forwarding
+    target = commands.create(TARGET, "ops")
+    with pytest.raises(Conflict) as caught:
+        commands.create(TARGET, "ops")
+    assert caught.value.field == "name"
+    uow.repo.stopped.add(target)
+    commands.replace(target, TARGET | {"batch_size": 10, "password": None} | {"password": "new"}, "ops")
+    changed = uow.repo.targets[target]
+    assert (changed["batch_size"], changed["revision"], changed["password"]) == (10, 2, "new")
+    assert target not in uow.repo.stopped  # a change starts a stopped target again
+    commands.replace(target, {k: v for k, v in TARGET.items() if k != "password"}, "ops")
+    assert uow.repo.targets[target]["password"] == "new"  # kept when not given
+    commands.delete(target)
+    assert not uow.repo.targets and not uow.published
+    with pytest.raises(NotFound):
+        commands.delete(target)
+
+
+def test_a_replay_marks_only_the_unresolved_statements_of_that_target(forwarding):
+    uow, commands = forwarding
+    target = commands.create(TARGET, "ops")
+    for sid, resolved in (("s1", None), ("s2", None), ("s3", T0)):
+        uow.repo.quarantine[(target, sid)] = {"resolved_at": resolved, "replay_requested_at": None}
+    assert commands.request_replay(target, ["s2", "s3"]) == 1
+    assert commands.request_replay(target, None) == 2
+    with pytest.raises(NotFound):
+        commands.request_replay("nope", None)

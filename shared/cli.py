@@ -86,9 +86,11 @@ def migrate(services, wait_seconds):
 @main.command(help="Write a new Alembic migration for a service from the change in its tables.py.")
 @click.argument("service", type=service_names)
 @click.option("-m", "--message", required=True, help="What the migration changes.")
-def revision(service, message):
+@click.option("--branch", default=None,
+              help="The Alembic branch, where the database has several (progress: progress or lrs).")
+def revision(service, message, branch):
     settings = Settings.from_env(service)
-    db.new_revision(settings.database_url, load(service).migrations, message)
+    db.new_revision(settings.database_url, load(service).migrations, message, branch)
 
 
 @main.command(help="Create the Kafka topics each service produces and consumes (all services by default).")

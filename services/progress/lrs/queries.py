@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from services.progress.lrs import tables as t
 from services.progress.lrs.keys import activity_key, agent_key, digest
+from shared import xapi
 
 MAX_PAGE = 500
 
@@ -60,7 +61,7 @@ def query(conn: Connection, filters: Filters, cursor: dict | None = None,
     if filters.until is not None:
         q = q.where(s.c.stored <= filters.until)
     if cursor:
-        after = (datetime.fromisoformat(cursor["stored"]), cursor["seq"])
+        after = (xapi.parse_timestamp(cursor["stored"]), cursor["seq"])
         if filters.ascending:
             q = q.where(sa.tuple_(s.c.stored, s.c.seq) > after)
         else:

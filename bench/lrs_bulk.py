@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
-import os
-import socket
 import threading
 import time
 import uuid
@@ -45,12 +43,6 @@ def bulk_body(count: int) -> bytes:
                           "verb": {"id": "http://adlnet.gov/expapi/verbs/progressed"},
                           "object": {"id": f"https://content.example.org/dsk/module/{i % 10}"},
                           "context": {"registration": str(uuid.UUID(int=i % 5000))}} for i in range(count)])
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Client:
@@ -99,9 +91,10 @@ def main() -> None:
     parser.add_argument("--bulk", type=int, default=50_000, help="statements in the bulk request")
     parser.add_argument("--repeat", type=int, default=2, help="bulk requests, one after another")
     args = parser.parse_args()
-    port = _free_port()
-    os.environ["PROGRESS_PORT"] = str(port)  # never the port a running `make run` holds
+    # isolated_stack gives the service a free port of its own (never the one a running
+    # `make run` holds); the clients must use that one.
     stack, run_id = isolated_stack(("progress",))
+    port = int(stack.env["PROGRESS_PORT"])
     stack.prepare()
     engine = db.create_engine(stack.settings("progress").database_url)
     key, secret = auth.create(engine, "bench", ["all"])

@@ -26,7 +26,23 @@ def _selected(services: tuple[str, ...]) -> tuple[str, ...]:
     return services or available()
 
 
-@click.group(help=__doc__)
+class _Commands(click.Group):
+    """learnstream's own commands, and those a service brings (ServiceSpec.commands:
+    progress's lrs-credentials), loaded only when one is asked for or all are listed."""
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *_service_commands()})
+
+    def get_command(self, ctx, name):
+        return super().get_command(ctx, name) or _service_commands().get(name)
+
+
+@functools.cache
+def _service_commands() -> dict[str, click.Command]:
+    return {command.name: command for name in available() for command in load(name).commands}
+
+
+@click.group(cls=_Commands, help=__doc__)
 def main() -> None:
     pass
 
@@ -86,9 +102,11 @@ def migrate(services, wait_seconds):
 @main.command(help="Write a new Alembic migration for a service from the change in its tables.py.")
 @click.argument("service", type=service_names)
 @click.option("-m", "--message", required=True, help="What the migration changes.")
-def revision(service, message):
+@click.option("--branch", default=None,
+              help="The Alembic branch, where the database has several (progress: progress or lrs).")
+def revision(service, message, branch):
     settings = Settings.from_env(service)
-    db.new_revision(settings.database_url, load(service).migrations, message)
+    db.new_revision(settings.database_url, load(service).migrations, message, branch)
 
 
 @main.command(help="Create the Kafka topics each service produces and consumes (all services by default).")
@@ -240,32 +258,6 @@ def run(services):
         click.echo("stopping...")
     finally:
         stack.stop()
-
-
-@main.group("lrs-credentials", help="xAPI LRS client credentials (the progress service's /xapi).")
-def lrs_credentials() -> None:
-    pass
-
-
-@lrs_credentials.command("create", help="Create a key and secret with xAPI scopes; the secret is shown once.")
-@click.option("--name", required=True, help="Who the credential is for (becomes the statements' authority name).")
-@click.option("--scope", "scopes", multiple=True, default=("all",), show_default=True,
-              help="statements/write, statements/read, statements/read/mine, statements/void/any (void other "
-                   "credentials' statements; without it a key voids only its own), state, define, profile, "
-                   "all/read, all.")
-def lrs_credentials_create(name, scopes):
-    from services.progress.lrs import auth as lrs_auth
-
-    settings = Settings.from_env("progress")
-    db.migrate(settings.database_url, load("progress").migrations)
-    engine = db.create_engine(settings.database_url, timeouts=settings.database_timeouts)
-    try:
-        key, secret = lrs_auth.create(engine, name, list(scopes))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--scope") from None
-    finally:
-        engine.dispose()
-    click.echo(f"key:    {key}\nsecret: {secret}\n(the secret is not stored in clear; keep it now)")
 
 
 if __name__ == "__main__":

@@ -223,14 +223,23 @@ def drop_database(url: str) -> None:
         admin.dispose()
 
 
-def migrate(url: str, migrations_dir: Path, revision: str = "head") -> None:
-    """Bring the database to the newest schema (or to `revision`, for a test of a
-    migration itself); run once before workers start."""
+def _alembic_config(migrations_dir: Path) -> Config:
+    """A service's Alembic configuration: its migrations directory (env.py), and the
+    alembic.ini there if it has one, which lists the version locations of a database
+    with more than one branch (progress: its own chain and the LRS's)."""
+    ini = migrations_dir / "alembic.ini"
+    config = Config(str(ini)) if ini.exists() else Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    return config
+
+
+def migrate(url: str, migrations_dir: Path, revision: str = "heads") -> None:
+    """Bring the database to the newest schema (every branch's head), or to `revision`
+    for a test of a migration itself; run once before workers start."""
     ensure_database(url)
     engine = create_engine(url, timeouts=UNBOUNDED)
     try:
-        config = Config()
-        config.set_main_option("script_location", str(migrations_dir))
+        config = _alembic_config(migrations_dir)
         with engine.begin() as conn:
             config.attributes["connection"] = conn
             command.upgrade(config, revision)
@@ -238,16 +247,16 @@ def migrate(url: str, migrations_dir: Path, revision: str = "head") -> None:
         engine.dispose()
 
 
-def new_revision(url: str, migrations_dir: Path, message: str) -> None:
-    """Autogenerate a migration from the difference between the tables and the database."""
+def new_revision(url: str, migrations_dir: Path, message: str, branch: str | None = None) -> None:
+    """Autogenerate a migration from the difference between the tables and the database;
+    on the head of `branch` (a branch label) where the database has several."""
     migrate(url, migrations_dir)
     engine = create_engine(url)
     try:
-        config = Config()
-        config.set_main_option("script_location", str(migrations_dir))
+        config = _alembic_config(migrations_dir)
         with engine.begin() as conn:
             config.attributes["connection"] = conn
-            command.revision(config, message=message, autogenerate=True)
+            command.revision(config, message=message, autogenerate=True, head=f"{branch}@head" if branch else "head")
     finally:
         engine.dispose()
 

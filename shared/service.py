@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.engine import Engine
@@ -58,6 +59,8 @@ class ServiceSpec:
     # gunicorn's worker class: "gevent" for a service that serves many concurrent clients
     # and groups their writes into one commit (shared.group_commit).
     web_worker_class: str = "sync"
+    # Commands of its own under `learnstream` (progress: lrs-credentials).
+    commands: tuple[click.Command, ...] = ()
 
     def topics(self, settings: Settings) -> list[str]:
         """Every topic this service touches: the one it produces, those it consumes, its dead letters."""

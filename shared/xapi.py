@@ -7,8 +7,9 @@ SQLAlchemy or Kafka.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 import orjson
@@ -32,6 +33,16 @@ class Verb(NamedTuple):
 REGISTERED = Verb("http://adlnet.gov/expapi/verbs/registered", "registered")
 DEFINED = Verb(f"{PROJECT_IRI}/verbs/defined", "defined")
 WITHDREW = Verb(f"{PROJECT_IRI}/verbs/withdrew", "withdrew from")
+
+# A voiding statement (xAPI 2.3.2): its object, a StatementRef, names the statement it
+# takes back. The LRS marks the target voided; every read model drops what it counted.
+VOIDED = Verb("http://adlnet.gov/expapi/verbs/voided", "voided")
+
+# The properties an LRS sets on a statement it stores (xAPI 2.0 §2.2.s4): `stored` and
+# `authority` always; `id`, `timestamp` (= stored) and `version` when the statement came
+# without them. A statement sent again under a stored id is the same one if it differs
+# only in these (the timestamp only where the LRS set it: xAPI's comparison rules).
+SET_BY_LRS = ("id", "timestamp", "stored", "authority", "version")
 
 ACTIVITY_TYPE_PROGRAMME = "http://adlnet.gov/expapi/activities/course"
 ACTIVITY_TYPE_COHORT = f"{PROJECT_IRI}/activity-types/cohort"
@@ -85,11 +96,40 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def parse_timestamp(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment
+_TIMESTAMP = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):?(\d{2})|[+-]\d{2})?$")
+
+
+def parse_timestamp(value, path: str = "timestamp") -> datetime:
+    """The one timestamp parser: ISO 8601 / RFC 3339 date-time as xAPI allows it (the
+    negative zero offset refused, xAPI 4.5), read as UTC. Every statement's timestamps
+    and every one a service puts in an extension go through it: the LRS validating a
+    client's statement (its InvalidStatement is a 400 there) and every consumer reading
+    the bus (a dead letter there). No zone means UTC."""
+    if not isinstance(value, str):
+        raise InvalidStatement(f"{path}: must be a string timestamp")
+    match = _TIMESTAMP.match(value)
+    if not match:
+        raise InvalidStatement(f"{path}: is not an ISO 8601 timestamp")
+    zone = match.group(8)
+    if zone and zone[0] == "-" and zone.replace(":", "").strip("-0") == "":
+        raise InvalidStatement(f"{path}: must not use the offset -00:00")
+    if zone and len(zone) == 3:  # "+05": ISO 8601 allows hours only, RFC 3339 does not
+        raise InvalidStatement(f"{path}: offset must be hours and minutes")
+    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
+    fraction = match.group(7) or ""
+    micro = int((fraction[1:] + "000000")[:6]) if fraction else 0
+    try:
+        moment = datetime(year, month, day, hour, minute, min(second, 59), micro)
+    except ValueError:
+        raise InvalidStatement(f"{path}: is not a valid date and time") from None
+    if zone is None or zone in "Zz":
+        return moment.replace(tzinfo=UTC)
+    offset = timedelta(hours=int(match.group(10)), minutes=int(match.group(11)))
+    if offset >= timedelta(hours=24):
+        raise InvalidStatement(f"{path}: offset out of range")
+    sign = 1 if match.group(9) == "+" else -1
+    return moment.replace(tzinfo=timezone(sign * offset)).astimezone(UTC)
 
 
 def agent(
@@ -294,7 +334,6 @@ EARNED = Verb("http://id.tincanapi.com/verb/earned", "earned")
 REVOKED = Verb(f"{PROJECT_IRI}/verbs/revoked", "revoked")
 COMPLETED = Verb("http://adlnet.gov/expapi/verbs/completed", "completed")
 SATISFIED = Verb("https://w3id.org/xapi/adl/verbs/satisfied", "satisfied")
-VOIDED = Verb("http://adlnet.gov/expapi/verbs/voided", "voided")
 ACTIVITY_TYPE_CERTIFICATE = "http://id.tincanapi.com/activitytype/certificate"
 EXT_CERTIFICATE = f"{EXT}/certificate"
 EXT_LEARNER = f"{EXT}/learner"

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from flask import Flask
 
+from services.progress import tables
 from services.progress.api import blp
-from services.progress.lrs.api import StatementIngest
-from services.progress.lrs.api import bp as lrs_bp
+from services.progress.lrs import web as lrs_web
+from services.progress.lrs.deps import Lrs
 from shared import db, xapi
 from shared.config import Settings
 from shared.http import create_service_app
@@ -23,6 +24,10 @@ def create_app(settings: Settings | None = None, clock=xapi.utc_now) -> Flask:
         blueprints=[blp],
     )
     app.extensions["progress_clock"] = clock
-    app.register_blueprint(lrs_bp)  # the xAPI LRS: its own auth, errors and content types
-    app.wsgi_app = StatementIngest(app, app.wsgi_app)  # statement POSTs skip Flask's request machinery
+    # The xAPI LRS (its own auth, errors and content types), given what it needs.
+    lrs = Lrs.create(engine, outbox=tables.outbox, topic=settings.topic("lrs"),
+                     cursor_secret=settings.lrs_cursor_secret)
+    app.register_blueprint(lrs_web.blueprint(lrs))
+    # Statement POSTs skip Flask's request machinery.
+    app.wsgi_app = lrs_web.StatementIngest(lrs, app.wsgi_app, settings.service)
     return app

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from services.progress import tables
 from services.progress.app import create_app
+from services.progress.lrs.cli import lrs_credentials
 from services.progress.projections import projection
 from shared.service import ServiceSpec
 
@@ -19,4 +20,5 @@ SERVICE = ServiceSpec(
     # xAPI clients (players, LMSs) are many and mostly waiting on the network; gevent
     # serves them all from two processes, and lets their statement POSTs share commits.
     web_worker_class="gevent",
+    commands=(lrs_credentials,),
 )

@@ -127,6 +127,6 @@ learner_certificates = sa.Table(
     sa.Column("changed_at", UtcDateTime(), nullable=False),
 )
 
-# The LRS (issue 3): its outbox publishes statements it receives to learnstream.lrs.v1.
+# The database's outbox: the LRS (issue 3) stages the statements it receives here, and the
+# relay publishes them to learnstream.lrs.v1. The LRS's own tables are services.progress.lrs.tables.
 outbox = define_outbox(metadata)
-from services.progress.lrs import tables as lrs_tables  # noqa: E402,F401  (registers the LRS tables)

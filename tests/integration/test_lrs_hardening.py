@@ -78,13 +78,15 @@ def test_a_cursor_pages_for_its_own_credential_only_and_cannot_be_altered(lrs, d
 
 
 def test_a_configured_cursor_secret_signs_instead(deployment):
-    app = deployment.app("progress")
-    app.config["LEARNSTREAM_SETTINGS"] = deployment.settings("progress", lrs_cursor_secret="s3cret")
-    lrs = LrsClient(app)
+    from services.progress.app import create_app
+
+    # The LRS is given its secret when the app is made (services.progress.lrs.deps), so a
+    # rotated secret is another app on the same database, asked with the same credential.
+    lrs = LrsClient(create_app(deployment.settings("progress", lrs_cursor_secret="s3cret")))
     lrs.post([statement(i) for i in range(3)])
     token = _more(lrs.get(query={"limit": "1"}))
     assert lrs.get(query={"more": token}).status_code == 200
-    app.config["LEARNSTREAM_SETTINGS"] = deployment.settings("progress", lrs_cursor_secret="rotated")
+    lrs.client = create_app(deployment.settings("progress", lrs_cursor_secret="rotated")).test_client()
     assert lrs.get(query={"more": token}).status_code == 400
 
 
@@ -249,7 +251,7 @@ def test_the_services_statements_cannot_be_voided_through_the_lrs(lrs):
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunks of 10 (instead of 1,000), so that a bulk request is a few dozen statements."""
-    from services.progress.lrs import statements as st
+    from services.progress.lrs import store as st
 
     monkeypatch.setattr(st, "CHUNK", 10)
     return st
@@ -264,7 +266,7 @@ def _count_commits(engine) -> list:
 
 
 def test_a_bulk_request_commits_in_chunks_and_answers_once_all_are_in(lrs):
-    from services.progress.lrs.statements import CHUNK
+    from services.progress.lrs.store import CHUNK
 
     sent = [{**statement(i), "id": new_id()} for i in range(2 * CHUNK + 500)]
     commits = _count_commits(lrs.engine)

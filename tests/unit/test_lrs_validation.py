@@ -11,6 +11,7 @@ import pytest
 
 from services.progress.lrs import attachments, signatures, validation
 from services.progress.lrs.validation import V1, V2, Invalid
+from shared import xapi
 
 ACTOR = {"objectType": "Agent", "mbox": "mailto:a@example.org", "name": "A"}
 VERB = {"id": "http://adlnet.gov/expapi/verbs/completed", "display": {"en-US": "completed"}}
@@ -106,7 +107,7 @@ INVALID = {
     "timestamp not ISO": with_("timestamp", "01/02/2024"),
     "timestamp -00:00": with_("timestamp", "2024-05-01T10:00:00.000-00:00"),
     "version 1.1": with_("version", "1.1.0"),
-    "voiding non-ref": with_("verb", {"id": validation.VOIDED}),
+    "voiding non-ref": with_("verb", {"id": xapi.VOIDED.id}),
     "attachment without sha2": with_("attachments", [{"usageType": "http://example.org/u",
                                                       "display": {"en-US": "f"}, "contentType": "text/plain",
                                                       "length": 1}]),

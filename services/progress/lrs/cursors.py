@@ -23,7 +23,6 @@ import hashlib
 import hmac
 import os
 import threading
-from datetime import datetime
 
 import orjson
 import sqlalchemy as sa
@@ -31,7 +30,7 @@ from sqlalchemy.engine import Engine
 
 from services.progress.lrs import tables as t
 from services.progress.lrs.validation import Invalid
-from shared import db
+from shared import db, xapi
 
 _NAME = "cursor"
 _keys: dict[str, bytes] = {}
@@ -96,7 +95,7 @@ def decode(token: str, *, key: bytes, credential: str) -> tuple[dict[str, str], 
                 and isinstance(position, dict) and isinstance(position.get("stored"), str)
                 and isinstance(position.get("seq"), int)):
             raise ValueError
-        datetime.fromisoformat(position["stored"])
+        xapi.parse_timestamp(position["stored"])  # an InvalidStatement is a ValueError
     except (orjson.JSONDecodeError, ValueError, TypeError, KeyError):
         raise Invalid(_REFUSED) from None
     return params, position

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from services.progress.lrs import tables as t
-from services.progress.lrs.statements import digest
+from services.progress.lrs.keys import digest
 from services.progress.lrs.validation import Invalid
 from shared import db, xapi
 

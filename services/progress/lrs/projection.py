@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from sqlalchemy.engine import Connection
 
-from services.progress.lrs import statements as st
+from services.progress.lrs import store
 from shared import xapi
 from shared.events import EventType
 
@@ -24,7 +24,7 @@ def store_from_bus(conn: Connection, statements: list[dict]) -> None:
         statement.setdefault("version", "1.0.0")
         batch[statement["id"]] = statement
     if batch:
-        st.store(conn, list(batch.values()), lrs_outbox=None, topic=None, from_bus=True)
+        store.store(conn, list(batch.values()), outbox_table=None, topic=None, from_bus=True)
 
 
 class AlsoStoredInLrs(Mapping):

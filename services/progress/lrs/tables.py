@@ -1,12 +1,18 @@
-"""The LRS's tables, part of the progress database (services.progress.tables.metadata).
+"""The LRS's tables: in the progress database, but their own metadata and their own
+Alembic branch (label `lrs`, services/progress/lrs/migrations/versions). Nothing here
+imports progress, and progress's tables import nothing from here: the LRS's statements
+reach progress's read models only through the topics. (The outbox the LRS writes its
+statements to is the progress database's one, services.progress.tables.outbox, handed
+to the LRS when the app is made: the relay publishes one outbox per database.)
 
 Identifiers that can be long (activity IRIs, agents, document ids) are indexed by their
 SHA-256, so every index stays small and the same on SQLite and PostgreSQL.
 """
 import sqlalchemy as sa
 
-from services.progress.tables import metadata
 from shared.db import UtcDateTime
+
+metadata = sa.MetaData()
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY.
 _SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

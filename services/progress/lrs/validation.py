@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
+
+from shared import xapi
 
 V1 = "1.0.3"
 V2 = "2.0.0"
@@ -29,8 +31,6 @@ _LANG = re.compile(r"^(?:[A-Za-z]{2,3}(?:-[A-Za-z]{3}){0,3}|[A-Za-z]{4,8})(?:-[A
 _MBOX = re.compile(r"^mailto:[^@\s]+@[^@\s]+$")
 _SHA1 = re.compile(r"^[0-9a-fA-F]{40}$")
 _SHA2 = re.compile(r"^[0-9a-fA-F]{56,128}$")
-_TIMESTAMP = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):?(\d{2})|[+-]\d{2})?$")
 _DURATION = re.compile(
     r"^P(?:(?:\d+(?:\.\d+)?Y)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?D)?"
     r"(?:T(?:\d+(?:\.\d+)?H)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?S)?)?|\d+(?:\.\d+)?W)$")
@@ -132,32 +132,11 @@ def _extensions(value, path: str) -> None:
 
 
 def parse_timestamp(value, path: str = "timestamp") -> datetime:
-    """ISO 8601 / RFC 3339 date-time; the negative zero offset is refused (xAPI 4.5)."""
-    if not isinstance(value, str):
-        _fail(path, "must be a string timestamp")
-    match = _TIMESTAMP.match(value)
-    if not match:
-        _fail(path, "is not an ISO 8601 timestamp")
-    zone = match.group(8)
-    if zone and zone[0] == "-" and zone.replace(":", "").strip("-0") == "":
-        _fail(path, "must not use the offset -00:00")
-    if zone and len(zone) == 3:  # "+05": ISO 8601 allows hours only, RFC 3339 does not
-        _fail(path, "offset must be hours and minutes")
-    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
-    fraction = match.group(7) or ""
-    micro = int((fraction[1:] + "000000")[:6]) if fraction else 0
+    """shared.xapi's one timestamp parser, its refusal as Invalid (400)."""
     try:
-        moment = datetime(year, month, day, hour, minute, min(second, 59), micro)
-    except ValueError:
-        _fail(path, "is not a valid date and time")
-    if zone is None or zone in "Zz":
-        return moment.replace(tzinfo=UTC)
-    sign = 1 if match.group(9) == "+" else -1
-    from datetime import timedelta, timezone
-    offset = timedelta(hours=int(match.group(10)), minutes=int(match.group(11)))
-    if offset >= timedelta(hours=24):
-        _fail(path, "offset out of range")
-    return moment.replace(tzinfo=timezone(sign * offset)).astimezone(UTC)
+        return xapi.parse_timestamp(value, path)
+    except xapi.InvalidStatement as exc:
+        raise Invalid(str(exc)) from None
 
 
 def actor(value, path: str, version: str, *, allow_group: bool = True, ifi_required: bool = True) -> None:
@@ -451,13 +430,10 @@ def statement(value, version: str, path: str = "statement") -> None:
                 _fail(f"{path}.authority", "a Group authority must be an OAuth pair of two Agents")
             if not any("account" in m for m in members):
                 _fail(f"{path}.authority", "a Group authority must include an OAuth consumer account")
-    if value.get("verb", {}).get("id") == VOIDED:
+    if value.get("verb", {}).get("id") == xapi.VOIDED.id:
         obj = value["object"]
         if obj.get("objectType") != "StatementRef":
             _fail(f"{path}.object", "a voiding statement's object must be a StatementRef")
-
-
-VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 
 
 def new_id() -> str:
@@ -465,6 +441,8 @@ def new_id() -> str:
 
 
 _SECONDS = re.compile(r"(\d+)\.(\d+)S$")
+_IGNORED = frozenset(xapi.SET_BY_LRS) - {"timestamp"} | {"attachments"}
+_IGNORED_WITH_TIMESTAMP = _IGNORED | {"timestamp"}
 
 
 def comparable_duration(duration: str) -> str:
@@ -472,9 +450,12 @@ def comparable_duration(duration: str) -> str:
     return _SECONDS.sub(lambda m: f"{m.group(1)}.{(m.group(2) + '00')[:2]}S", duration)
 
 
-def comparable(statement: dict) -> dict:
-    """A statement as compared for sameness: durations truncated, LRS-set fields ignored."""
-    out = {k: v for k, v in statement.items() if k not in ("stored", "authority", "version", "attachments")}
+def comparable(statement: dict, *, timestamp_set_by_lrs: bool = False) -> dict:
+    """A statement as compared for sameness: durations truncated; what the LRS sets
+    (shared.xapi.SET_BY_LRS: the timestamp only if the LRS set it) and the attachments
+    (compared on their own) left out."""
+    ignored = _IGNORED_WITH_TIMESTAMP if timestamp_set_by_lrs else _IGNORED
+    out = {k: v for k, v in statement.items() if k not in ignored}
     if isinstance(out.get("object"), dict):
         out["object"] = dict(out["object"])
     for part in (out, out.get("object") if isinstance(out.get("object"), dict) else {}):

@@ -1,6 +1,9 @@
 from alembic import context
 
-from services.progress.tables import metadata
+from services.progress import tables
+from services.progress.lrs import tables as lrs_tables
 from shared.db import run_migrations_online
 
-run_migrations_online(context, metadata)
+# Two branches in one database (alembic.ini here lists their version locations): progress's
+# read models (versions/, label progress) and the LRS's tables (lrs/migrations/versions/, label lrs).
+run_migrations_online(context, [tables.metadata, lrs_tables.metadata])

@@ -16,7 +16,7 @@ import shared.db
 # revision identifiers, used by Alembic.
 revision: str = '0001'
 down_revision: Union[str, Sequence[str], None] = None
-branch_labels: Union[str, Sequence[str], None] = None
+branch_labels: Union[str, Sequence[str], None] = ('progress',)  # the read models (the LRS: lrs)
 depends_on: Union[str, Sequence[str], None] = None
 
 

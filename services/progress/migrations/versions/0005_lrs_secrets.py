@@ -1,4 +1,4 @@
-"""LRS secrets (the key that signs `more` page tokens)
+"""LRS secrets (moved to the LRS's branch: lrs_0001)
 
 Revision ID: 0005
 Revises: 0004
@@ -6,9 +6,6 @@ Create Date: 2026-12-01 21:10:00.000000
 
 """
 from typing import Sequence, Union
-
-from alembic import op
-import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
@@ -19,12 +16,11 @@ depends_on: Union[str, Sequence[str], None] = None
 
 
 def upgrade() -> None:
-    op.create_table('lrs_secrets',
-    sa.Column('name', sa.String(length=64), nullable=False),
-    sa.Column('value', sa.LargeBinary(), nullable=False),
-    sa.PrimaryKeyConstraint('name')
-    )
+    """Nothing any more: this revision created lrs_secrets until the LRS got its own
+    branch (services/progress/lrs/migrations/versions/lrs_0001 creates it now, and finds
+    it already there in a database made before the move). Kept so that the chain, and
+    every database stamped with it, stays as it was."""
 
 
 def downgrade() -> None:
-    op.drop_table('lrs_secrets')
+    pass

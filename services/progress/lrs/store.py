@@ -1,13 +1,15 @@
-"""Storing, voiding and querying statements.
+"""Storing and voiding statements: the LRS's write side. No Flask here.
 
-`prepare` completes client statements (id, stored, authority, version, timestamp);
-`store` writes them, their index rows, activity definitions, voiding marks and outbox
-rows in the caller's transaction; `query` answers GET /statements. No Flask here.
+`prepare` completes client statements (the properties shared.xapi.SET_BY_LRS names);
+`rows_for` turns them into rows before any transaction begins; `store` writes them,
+their index rows, activity definitions, voiding marks and outbox records (through
+shared.outbox, as every service stages its statements) in the caller's transaction;
+`store_requests` is the group commit's writer (several requests, one transaction) and
+`store_in_chunks` a bulk request's (transactions of CHUNK). Reading: queries.py.
 """
 from __future__ import annotations
 
 import functools
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,17 +21,18 @@ from sqlalchemy.engine import Connection
 
 from services.progress.lrs import tables as t
 from services.progress.lrs.auth import AUTHORITY_HOME
-from services.progress.lrs.validation import V2, VOIDED, Invalid, comparable, new_id
-from shared import db, xapi
+from services.progress.lrs.keys import activity_key, agent_key, digest
+from services.progress.lrs.validation import V2, Invalid, comparable, new_id
+from shared import db, outbox, xapi
 from shared.blocking import run_blocking
 from shared.events import EventType
 
-MAX_PAGE = 500
 # Statements per write transaction: the group commit's limit for a group, and the size of
 # each transaction a bulk request (more than this in one request) is committed in.
 CHUNK = 1_000
 # Statements a bulk request's CPU-bound steps handle between two pauses (~10 ms of CPU).
 SLICE = 100
+_VOIDED = xapi.VOIDED.id  # read for every statement stored
 
 
 class Conflict(Exception):
@@ -52,34 +55,9 @@ class VoidRight:
     any: bool
 
 
-@functools.lru_cache(maxsize=65_536)  # activities, verbs and authorities repeat in almost every statement
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def agent_key(agent: dict) -> str:
-    """The hash an Agent or identified Group is indexed by (its IFI, normalised)."""
-    if agent.get("mbox"):
-        ifi = "mbox:" + agent["mbox"].lower()
-    elif agent.get("mbox_sha1sum"):
-        ifi = "mbox_sha1sum:" + agent["mbox_sha1sum"].lower()
-    elif agent.get("openid"):
-        ifi = "openid:" + agent["openid"]
-    elif isinstance(agent.get("account"), dict):
-        ifi = f"account:{agent['account'].get('homePage')}|{agent['account'].get('name')}"
-    else:  # an anonymous group: its members identify it
-        ifi = "group:" + ",".join(sorted(agent_key(m) for m in agent.get("member") or ()))
-    return digest(ifi)
-
-
-def activity_key(activity_id: str) -> str:
-    return digest(activity_id)
-
-
-# --- writing --------------------------------------------------------------------------
-
 def prepare(statement: dict, *, authority: dict, version: str, stored: datetime) -> dict:
-    """The statement as the LRS stores it (the client's content plus what the LRS sets)."""
+    """The statement as the LRS stores it: the client's content plus what the LRS sets
+    (shared.xapi.SET_BY_LRS: stored and authority always, the rest where missing)."""
     stored_text = xapi.format_timestamp(stored)
     statement["id"] = statement["id"].lower() if "id" in statement else new_id()
     statement.pop("objectType", None)
@@ -104,12 +82,9 @@ def _arrays_of_context_activities(statement: dict) -> None:
 
 def _same(old: dict, new: dict) -> bool:
     """Whether a statement sent again is the one stored (ignoring what the LRS sets)."""
-    ignored = {"stored", "authority", "version"}
-    if new.get("timestamp") == new.get("stored") or old.get("timestamp") == old.get("stored"):
-        ignored.add("timestamp")  # set by the LRS, not by the client
-    old_c = comparable({k: v for k, v in old.items() if k not in ignored})
-    new_c = comparable({k: v for k, v in new.items() if k not in ignored})
-    return old_c == new_c and old.get("attachments") == new.get("attachments")
+    lrs_timestamp = new.get("timestamp") == new.get("stored") or old.get("timestamp") == old.get("stored")
+    return (comparable(old, timestamp_set_by_lrs=lrs_timestamp) == comparable(new, timestamp_set_by_lrs=lrs_timestamp)
+            and old.get("attachments") == new.get("attachments"))
 
 
 def _context_activities(context: dict) -> list[dict]:
@@ -274,7 +249,7 @@ def rows_for(statements: list[dict], *, topic: str | None, void_right: VoidRight
             "voided": False, "payload": payload,
         })
         index_keys[statement["id"]] = index_keys_of(statement)
-        if topic is not None:  # (topic, key, event_type, payload): created_at is added when written
+        if topic is not None:  # a record for shared.outbox.append_encoded: (topic, key, event type, payload)
             outbox_rows[statement["id"]] = (topic, xapi.learner_key(statement["actor"]),
                                             str(EventType.LRS_STATEMENT), payload)
     return Batch(statements, rows, index_keys, outbox_rows, void_right)
@@ -288,7 +263,7 @@ def check_voiding(conn: Connection, batch: Batch) -> None:
     it in one request must not pass. A target not stored at all is accepted, as xAPI
     asks (the voiding statement is stored; an LRS POST arriving later is not voided)."""
     right = batch.void_right
-    targets = {s["object"]["id"].lower() for s in batch.statements if s["verb"]["id"] == VOIDED}
+    targets = {s["object"]["id"].lower() for s in batch.statements if s["verb"]["id"] == _VOIDED}
     if right is None or not targets:
         return
     stored = [row for chunk in db.chunks(sorted(targets)) for row in conn.execute(
@@ -303,13 +278,13 @@ def check_voiding(conn: Connection, batch: Batch) -> None:
                             f"own statements (scope statements/void/any voids any)")
 
 
-def store(conn: Connection, statements: list[dict] | Batch, *, lrs_outbox: sa.Table | None, topic: str | None,
+def store(conn: Connection, statements: list[dict] | Batch, *, outbox_table: sa.Table | None, topic: str | None,
           from_bus: bool = False) -> list[str]:
     """Write prepared statements; return their ids. Raises Conflict (409) on an id stored
     with other content. Statements already stored unchanged are accepted and skipped.
     `from_bus`: statements other services published (no outbox, duplicates ignored)."""
     batch = statements if isinstance(statements, Batch) else rows_for(
-        statements, topic=None if from_bus or lrs_outbox is None else topic)
+        statements, topic=None if from_bus or outbox_table is None else topic)
     statements = batch.statements
     ids = [s["id"] for s in statements]
     # One round trip in the common case: insert, skipping ids already stored; only those
@@ -324,11 +299,8 @@ def store(conn: Connection, statements: list[dict] | Batch, *, lrs_outbox: sa.Ta
         (kind, key, inserted[s["id"]]) for s in fresh for kind, key in batch.index_keys[s["id"]]])
     _apply_voiding(conn, fresh, arrivals_too=from_bus)
     _update_activities(conn, fresh)
-    if lrs_outbox is not None and not from_bus:
-        # created_at in the transaction: commit to topic is measured from here.
-        now = db.to_driver(conn, lrs_outbox.c.created_at)(xapi.utc_now())
-        db.insert_many_fast(conn, lrs_outbox, ["topic", "key", "event_type", "payload", "created_at"], [
-            (*batch.outbox_rows[s["id"]], now) for s in fresh])
+    if outbox_table is not None and not from_bus:
+        outbox.append_encoded(conn, outbox_table, [batch.outbox_rows[s["id"]] for s in fresh])
     return ids
 
 
@@ -343,7 +315,7 @@ def _check_same(conn: Connection, statements: list[dict]) -> None:
                 raise Conflict(f"statement {sid} already exists with other content")
 
 
-def store_in_chunks(engine, batch: Batch, parts: dict[str, tuple[str, bytes]], *, lrs_outbox: sa.Table,
+def store_in_chunks(engine, batch: Batch, parts: dict[str, tuple[str, bytes]], *, outbox_table: sa.Table,
                     topic: str) -> list[str]:
     """A bulk request's statements, CHUNK to a transaction of its own, outside the group
     commit: one 50,000-statement transaction held SQLite's write lock (and the process's
@@ -363,7 +335,7 @@ def store_in_chunks(engine, batch: Batch, parts: dict[str, tuple[str, bytes]], *
     run_blocking(_check_whole, engine, batch)
     for start in range(0, len(batch.rows), CHUNK):
         run_blocking(_commit_chunk, engine, batch.part(start, start + CHUNK), parts if start == 0 else {},
-                     lrs_outbox, topic)
+                     outbox_table, topic)
         # The write lock is free now: let the writers queued on it (flock wakes them in
         # no order) take it before this request's next chunk does.
         time.sleep(0.001)
@@ -376,17 +348,17 @@ def _check_whole(engine, batch: Batch) -> None:
         check_voiding(conn, batch)
 
 
-def _commit_chunk(engine, part: Batch, parts: dict[str, tuple[str, bytes]], lrs_outbox: sa.Table,
+def _commit_chunk(engine, part: Batch, parts: dict[str, tuple[str, bytes]], outbox_table: sa.Table,
                   topic: str) -> None:
     with engine.begin() as conn:
         if parts:
             save_attachments(conn, [(sha2, ctype, content) for sha2, (ctype, content) in parts.items()])
         check_voiding(conn, part)  # again, in the transaction: a target stored since the check
-        store(conn, part, lrs_outbox=lrs_outbox, topic=topic)
+        store(conn, part, outbox_table=outbox_table, topic=topic)
 
 
 def store_requests(conn: Connection, requests: Sequence[tuple[Batch, dict[str, tuple[str, bytes]]]], *,
-                   lrs_outbox: sa.Table, topic: str) -> list[list[str]]:
+                   outbox_table: sa.Table, topic: str) -> list[list[str]]:
     """Several requests' statements and attachments in one transaction (group commit:
     shared.group_commit); the ids each request stored. Raises as `store` does, for the
     group as a whole; the committer then retries each request alone."""
@@ -396,7 +368,7 @@ def store_requests(conn: Connection, requests: Sequence[tuple[Batch, dict[str, t
     if parts:
         save_attachments(conn, [(sha2, ctype, content) for sha2, (ctype, content) in parts.items()])
     if len(requests) == 1:
-        return [store(conn, requests[0][0], lrs_outbox=lrs_outbox, topic=topic)]
+        return [store(conn, requests[0][0], outbox_table=outbox_table, topic=topic)]
     merged = Batch([], [], {}, {})
     for batch, _ in requests:
         merged.statements += batch.statements
@@ -405,7 +377,7 @@ def store_requests(conn: Connection, requests: Sequence[tuple[Batch, dict[str, t
         merged.outbox_rows.update(batch.outbox_rows)
     if len(merged.index_keys) != len(merged.rows):
         raise Invalid("the same statement id in two concurrent requests")  # each is retried alone
-    store(conn, merged, lrs_outbox=lrs_outbox, topic=topic)
+    store(conn, merged, outbox_table=outbox_table, topic=topic)
     return [[s["id"] for s in batch.statements] for batch, _ in requests]
 
 
@@ -421,220 +393,21 @@ def _insert_new(dialect_name: str):
 
 
 def _apply_voiding(conn: Connection, fresh: list[dict], arrivals_too: bool) -> None:
-    targets = [s["object"]["id"].lower() for s in fresh if s["verb"]["id"] == VOIDED]
+    targets = [s["object"]["id"].lower() for s in fresh if s["verb"]["id"] == _VOIDED]
     if targets:
         # A voiding statement never voids another voiding statement.
         conn.execute(t.statements.update()
-                     .where(t.statements.c.id.in_(targets), t.statements.c.verb_id != VOIDED)
+                     .where(t.statements.c.id.in_(targets), t.statements.c.verb_id != _VOIDED)
                      .values(voided=True))
     # A statement arriving after the statement voiding it (possible when consuming topics,
     # whose partitions interleave freely; a client sends the target first).
-    plain = [s["id"] for s in fresh if s["verb"]["id"] != VOIDED]
+    plain = [s["id"] for s in fresh if s["verb"]["id"] != _VOIDED]
     if plain and arrivals_too:
         voiders = sa.select(t.statements.c.object_ref).where(
-            t.statements.c.object_ref.in_(plain), t.statements.c.verb_id == VOIDED)
+            t.statements.c.object_ref.in_(plain), t.statements.c.verb_id == _VOIDED)
         conn.execute(t.statements.update().where(t.statements.c.id.in_(voiders)).values(voided=True))
-
-
-# --- reading --------------------------------------------------------------------------
-
-def get_one(conn: Connection, statement_id: str, *, voided: bool) -> tuple[dict, datetime] | None:
-    row = conn.execute(sa.select(t.statements.c.payload, t.statements.c.stored, t.statements.c.voided)
-                       .where(t.statements.c.id == statement_id.lower())).first()
-    if row is None or row.voided != voided:
-        return None
-    return orjson.loads(row.payload), row.stored
-
-
-@dataclass
-class Filters:
-    agent: dict | None = None
-    verb: str | None = None
-    activity: str | None = None
-    registration: str | None = None
-    related_activities: bool = False
-    related_agents: bool = False
-    since: datetime | None = None
-    until: datetime | None = None
-    limit: int = 0
-    ascending: bool = False
-
-
-def query(conn: Connection, filters: Filters, cursor: dict | None = None,
-          authority: dict | None = None) -> tuple[list[dict], dict | None]:
-    """One page of statements (not voided), newest stored first unless ascending; and the
-    cursor for the next page, if there is one. `authority`: only statements it stored."""
-    s = t.statements
-    q = sa.select(s.c.seq, s.c.payload, s.c.stored).where(s.c.voided.is_(False))
-    if authority is not None:
-        q = q.where(s.c.seq.in_(_indexed(s, "U", agent_key(authority))))
-    matching = _matching(s, filters)
-    if matching:
-        # A statement whose StatementRef targets a matching statement matches too (xAPI
-        # 2.1.3 filter rules), even when the target is voided: one and two links deep.
-        first, second = t.statements.alias("target"), t.statements.alias("target2")
-        targets = sa.select(first.c.id).where(*_matching(first, filters))
-        via = sa.select(second.c.id).where(second.c.object_ref.in_(targets))
-        q = q.where(sa.or_(sa.and_(*matching), s.c.object_ref.in_(targets), s.c.object_ref.in_(via)))
-    if filters.since is not None:
-        q = q.where(s.c.stored > filters.since)
-    if filters.until is not None:
-        q = q.where(s.c.stored <= filters.until)
-    if cursor:
-        after = (datetime.fromisoformat(cursor["stored"]), cursor["seq"])
-        if filters.ascending:
-            q = q.where(sa.tuple_(s.c.stored, s.c.seq) > after)
-        else:
-            q = q.where(sa.tuple_(s.c.stored, s.c.seq) < after)
-    order = (s.c.stored.asc(), s.c.seq.asc()) if filters.ascending else (s.c.stored.desc(), s.c.seq.desc())
-    limit = min(filters.limit or MAX_PAGE, MAX_PAGE)
-    rows = conn.execute(q.order_by(*order).limit(limit + 1)).all()
-    page = [orjson.loads(row.payload) for row in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = {"stored": last.stored.isoformat(), "seq": last.seq}
-    return page, next_cursor
-
-
-def _indexed(table, kind: str, key: str):
-    """Statements mentioning `key`: kind "A"/"C" directly, "a"/"c" directly or anywhere."""
-    kinds = [kind.upper(), kind] if kind in ("a", "c") else [kind]
-    return sa.select(t.statement_index.c.statement_seq).where(
-        t.statement_index.c.kind.in_(kinds), t.statement_index.c.hash == key)
-
-
-def _matching(table, filters: Filters) -> list:
-    clauses = []
-    if filters.agent is not None:
-        clauses.append(table.c.seq.in_(_indexed(table, "a" if filters.related_agents else "A",
-                                                agent_key(filters.agent))))
-    if filters.activity is not None:
-        clauses.append(table.c.seq.in_(_indexed(table, "c" if filters.related_activities else "C",
-                                                activity_key(filters.activity))))
-    if filters.verb is not None:
-        clauses.append(table.c.verb_hash == digest(filters.verb))
-    if filters.registration is not None:
-        clauses.append(table.c.registration == filters.registration.lower())
-    return clauses
-
-
-# --- formats --------------------------------------------------------------------------
-
-def _ids_actor(agent: dict) -> dict:
-    out = {"objectType": agent.get("objectType", "Agent")}
-    for key in ("mbox", "mbox_sha1sum", "openid", "account"):
-        if key in agent:
-            out[key] = agent[key]
-            break
-    if out["objectType"] == "Group" and "member" in agent:
-        out["member"] = [_ids_actor(m) for m in agent["member"]]
-    return out
-
-
-def _ids_object(obj: dict) -> dict:
-    kind = obj.get("objectType", "Activity")
-    if kind == "Activity":
-        return {"id": obj["id"]}
-    if kind in ("Agent", "Group"):
-        return _ids_actor(obj)
-    if kind == "SubStatement":
-        return _ids_statement(obj)
-    return obj
-
-
-def _ids_context(context: dict) -> dict:
-    out = dict(context)
-    for key in ("instructor", "team"):
-        if key in out:
-            out[key] = _ids_actor(out[key])
-    if "contextActivities" in out:
-        out["contextActivities"] = {
-            k: [_ids_object(a) for a in (v if isinstance(v, list) else [v])]
-            for k, v in out["contextActivities"].items()}
-    if "contextAgents" in out:
-        out["contextAgents"] = [{**c, "agent": _ids_actor(c["agent"])} for c in out["contextAgents"]]
-    if "contextGroups" in out:
-        out["contextGroups"] = [{**c, "group": _ids_actor(c["group"])} for c in out["contextGroups"]]
-    return out
-
-
-def _ids_statement(statement: dict) -> dict:
-    out = dict(statement)
-    out["actor"] = _ids_actor(statement["actor"])
-    out["verb"] = {"id": statement["verb"]["id"]}
-    out["object"] = _ids_object(statement["object"])
-    if "context" in out:
-        out["context"] = _ids_context(out["context"])
-    if "authority" in out:
-        out["authority"] = _ids_actor(out["authority"])
-    return out
-
-
-def _pick_language(mapping: dict, languages: list[str]) -> dict:
-    if not mapping:
-        return mapping
-    lowered = {k.lower(): k for k in mapping}
-    for wanted in languages:
-        wanted = wanted.lower()
-        if wanted == "*":
-            break
-        if wanted in lowered:
-            return {lowered[wanted]: mapping[lowered[wanted]]}
-        for key_lower, key in lowered.items():
-            if key_lower.split("-")[0] == wanted.split("-")[0]:
-                return {key: mapping[key]}
-    first = next(iter(mapping))
-    return {first: mapping[first]}
-
-
-def _canonical(value, languages: list[str], parent: str | None = None):
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if key in ("display", "name", "description") and isinstance(item, dict) and parent != "extensions":
-                out[key] = _pick_language(item, languages)
-            elif key == "extensions":
-                out[key] = item
-            else:
-                out[key] = _canonical(item, languages, key)
-        return out
-    if isinstance(value, list):
-        return [_canonical(item, languages, parent) for item in value]
-    return value
-
-
-def formatted(statement: dict, fmt: str, languages: list[str]) -> dict:
-    if fmt == "ids":
-        return _ids_statement(statement)
-    if fmt == "canonical":
-        return _canonical(statement, languages)
-    return statement
-
-
-def attachment_hashes(statements: list[dict]) -> list[str]:
-    hashes = []
-    for statement in statements:
-        for part in (statement, statement["object"] if statement["object"].get("objectType") == "SubStatement"
-                     else {}):
-            hashes += [attachment["sha2"] for attachment in part.get("attachments") or ()]
-    return list(dict.fromkeys(hashes))
-
-
-def load_attachments(conn: Connection, hashes: list[str]) -> list:
-    if not hashes:
-        return []
-    return conn.execute(sa.select(t.attachments).where(t.attachments.c.sha2.in_(hashes))).all()
 
 
 def save_attachments(conn: Connection, parts: list[tuple[str, str, bytes]]) -> None:
     rows = [{"sha2": sha2, "content_type": ctype, "content": content} for sha2, ctype, content in parts]
     db.insert_ignoring_duplicates(conn, t.attachments, rows, ["sha2"])
-
-
-def activity_definition(conn: Connection, activity_id: str) -> dict | None:
-    row = conn.execute(sa.select(t.activities.c.definition)
-                       .where(t.activities.c.hash == activity_key(activity_id))).first()
-    return None if row is None else orjson.loads(row.definition)
-
-

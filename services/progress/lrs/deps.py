@@ -1,0 +1,42 @@
+"""What the LRS is given: its database, its writer, where its statements go, its secret.
+
+Made once per app (services.progress.app) and passed to every handler, so that nothing
+in the LRS looks anything up on Flask's `current_app`: the statement POSTs that skip
+Flask (web.StatementIngest) need no app context, and a test can build an `Lrs` around
+any engine.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from services.progress.lrs import cursors, store
+from shared.group_commit import GroupCommitter
+
+
+@dataclass(frozen=True)
+class Lrs:
+    engine: Engine
+    # POSTed statements of concurrent requests share a commit (shared.group_commit).
+    writer: GroupCommitter
+    # The database's outbox (services.progress.tables.outbox) and the topic its records go
+    # to (learnstream.lrs.v1): the relay publishes what the LRS stages there.
+    outbox: sa.Table
+    topic: str
+    # LRS_CURSOR_SECRET, or "" for the key kept in the database (cursors.py).
+    cursor_secret: str = ""
+
+    @classmethod
+    def create(cls, engine: Engine, *, outbox: sa.Table, topic: str, cursor_secret: str = "") -> Lrs:
+        """The LRS of one app: one group committer per process and database."""
+        write = functools.partial(store.store_requests, outbox_table=outbox, topic=topic)
+        writer = GroupCommitter(engine, write, name="lrs", size=lambda job: len(job[0].rows),
+                                max_size=store.CHUNK)
+        return cls(engine=engine, writer=writer, outbox=outbox, topic=topic, cursor_secret=cursor_secret)
+
+    def cursor_key(self) -> bytes:
+        """The key `more` page tokens are signed with (cursors.signing_key)."""
+        return cursors.signing_key(self.engine, self.cursor_secret)

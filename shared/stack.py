@@ -182,7 +182,10 @@ class Stack:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.settings(service).port}"
 
-    def wait_ready(self, service: str, timeout: float = 60) -> None:
+    def wait_ready(self, service: str, timeout: float | None = None) -> None:
+        # 60 s unless LEARNSTREAM_START_TIMEOUT_SECONDS says otherwise: a cluster host
+        # sharing two busy cores with seven others took longer to import and bind.
+        timeout = timeout or float(self.env.get("LEARNSTREAM_START_TIMEOUT_SECONDS") or 60)
         web = next(part for part in self.parts if part.label == f"{service} web")
         port = self.settings(service).port
         deadline = time.monotonic() + timeout

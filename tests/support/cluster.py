@@ -221,3 +221,28 @@ def assert_exact(tally: Tally) -> None:
     # Each statement contributes its 10 s once: a fact applied twice would show here.
     assert all(seconds == 10 for seconds in tally.read_model.values()), tally.summary()
     assert tally.acknowledged, f"no statement was acknowledged at all; {tally.summary()}"
+
+
+def heal() -> None:
+    """Undo every fault a test may have left (a failing test must not fail the next)."""
+    for host in ("k1", "k2", "k3", "pg", "app1", "app2", "load"):
+        sh("link-up", host)
+    for host in ("app1", "app2"):
+        sh("unblock-kafka", host)
+    status = subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True, text=True).stdout
+    for n in (1, 2, 3):
+        if f"k{n} not running" in status:
+            sh("start-broker", str(n))
+    for n in (1, 2):
+        if f"app{n} not running" in status:
+            sh("start-app", str(n), timeout=600)
+
+
+def co_partitioned(assignment: dict[str, set[int]]) -> bool:
+    """Every LRS partition owned by exactly one host."""
+    owned = [p for parts in assignment.values() for p in parts]
+    return sorted(owned) == list(range(6))
+
+
+def acks_between(load: Load, start: float, end: float) -> int:
+    return sum(1 for r in load.results() if 200 <= r["status"] < 300 and start <= r["at"] <= end)

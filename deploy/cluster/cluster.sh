@@ -221,7 +221,7 @@ brokers_up() {
       { tail -n 20 "$STATE/k$n/broker.log" >&2; die "formatting broker $n's storage failed"; }
   done
   for n in 1 2 3; do broker_start "$n"; done
-  for n in 1 2 3; do wait_port "k$n" 9092 120 "broker $n"; done
+  for n in 1 2 3; do wait_port "k$n" 9092 300 "broker $n"; done
   note "brokers listen on $BOOTSTRAP"
 }
 
@@ -364,7 +364,10 @@ case "${1:-}" in
   status) cmd_status ;;
   env) valid_app "${2:-1}"; app_env "${2:-1}" | grep -v '^LEARNSTREAM_CREDENTIALS=' ;;
   kill-broker) valid_broker "${2:-}"; stop_recorded "k$2" KILL ;;
-  start-broker) valid_broker "${2:-}"; broker_start "$2"; wait_port "k$2" 9092 120 "broker $2" ;;
+  start-broker)
+    # 300 s: a broker killed with -9 recovers its logs first; on this shared machine,
+    # with every other host busy, that took over two minutes once.
+    valid_broker "${2:-}"; broker_start "$2"; wait_port "k$2" 9092 300 "broker $2" ;;
   stop-app) valid_app "${2:-}"; stop_recorded "app$2" TERM ;;
   start-app) valid_app "${2:-}"; app_start "$2"; app_wait "$2" ;;
   link-down) valid_host "${2:-}"; in_ns "$2" ip link set eth0 down ;;

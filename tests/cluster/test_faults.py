@@ -11,7 +11,6 @@ from collections import Counter
 import pytest
 
 from tests.support import cluster
-from tests.support.cluster_load import REQUEST_TIMEOUT_S
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
@@ -56,9 +55,9 @@ def test_broker_leader_killed_and_back(healthy):
                        30, "new leaders for the killed broker's partitions")
     time.sleep(15)
     during = cluster.acks_between(load, killed_at, time.time())
-    cluster.sh("start-broker", str(victim))
+    cluster.sh("start-broker", str(victim), timeout=400)
     # It catches up: back in the ISR of every partition of the LRS topic.
-    cluster.wait_until(lambda: all(victim in isr for _, isr in cluster.partition_leaders().values()), 120,
+    cluster.wait_until(lambda: all(victim in isr for _, isr in cluster.partition_leaders().values()), 180,
                        f"broker {victim} back in sync on every partition")
     time.sleep(5)
     load.stop()

@@ -10,7 +10,6 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import orjson
 import sqlalchemy as sa
@@ -126,6 +125,9 @@ def partition_leaders(topic: str = LRS_TOPIC) -> dict[int, tuple[int, list[int]]
     return {p: (m.leader, list(m.isrs)) for p, m in meta.partitions.items()}
 
 
+RUNNING: list = []  # loads started and not yet stopped: heal() stops them
+
+
 @dataclass
 class Load:
     """Load from the load host, for as long as the test needs it."""
@@ -142,6 +144,7 @@ class Load:
         self.stop_file = STATE / f"load-{run}.stop"
 
     def start(self) -> Load:
+        RUNNING.append(self)
         argv = ["ip", "netns", "exec", "ls-load", str(REPO_ROOT / ".venv" / "bin" / "python"), "-m",
                 "tests.support.cluster_load", "--auth-file", str(STATE / "lrs-credentials"),
                 "--prefix", self.prefix, "--out", str(self.out), "--stop-file", str(self.stop_file),
@@ -154,6 +157,8 @@ class Load:
         return self
 
     def stop(self) -> list[dict]:
+        if self in RUNNING:
+            RUNNING.remove(self)
         self.stop_file.touch()
         if self.process is not None:
             try:
@@ -225,6 +230,8 @@ def assert_exact(tally: Tally) -> None:
 
 def heal() -> None:
     """Undo every fault a test may have left (a failing test must not fail the next)."""
+    for load in list(RUNNING):
+        load.stop()
     for host in ("k1", "k2", "k3", "pg", "app1", "app2", "load"):
         sh("link-up", host)
     for host in ("app1", "app2"):
@@ -232,7 +239,7 @@ def heal() -> None:
     status = subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True, text=True).stdout
     for n in (1, 2, 3):
         if f"k{n} not running" in status:
-            sh("start-broker", str(n))
+            sh("start-broker", str(n), timeout=400)
     for n in (1, 2):
         if f"app{n} not running" in status:
             sh("start-app", str(n), timeout=600)

@@ -25,9 +25,17 @@ def _assignment(bootstrap: str, group: str) -> list[dict[str, set[int]]]:
 
 def test_two_workers_get_the_same_partition_numbers_of_every_topic(deployment):
     settings = deployment.settings("progress")
-    deployment.start_worker("progress")
-    deployment.start_worker("progress")
     bootstrap = deployment.env["KAFKA_BOOTSTRAP_SERVERS"]
+    # One worker first, holding every partition; then a second joins, as when a host
+    # starts after another: sticky assignment then moved whole topics to the newcomer.
+    deployment.start_worker("progress")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        first = _assignment(bootstrap, settings.consumer_group)
+        if len(first) == 1 and sum(len(p) for p in first[0].values()) == 6 * max(len(first[0]), 1) > 6:
+            break
+        time.sleep(0.5)
+    deployment.start_worker("progress")
     deadline = time.monotonic() + 90
     members: list = []
     while time.monotonic() < deadline:

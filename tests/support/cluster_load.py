@@ -73,9 +73,21 @@ class Client(threading.Thread):
             started = time.monotonic()
             status, is_json = 0, None
             try:
-                conn = self.connection(target)
-                conn.request("POST", "/xapi/statements", body=body, headers=self.headers)
-                response = conn.getresponse()
+                reused = target in self.connections
+                try:
+                    conn = self.connection(target)
+                    conn.request("POST", "/xapi/statements", body=body, headers=self.headers)
+                    response = conn.getresponse()
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                    if not reused:
+                        raise
+                    # The server closed an idle keep-alive connection (gunicorn's keepalive)
+                    # before reading this request: send it again on a new one, as HTTP
+                    # clients do. Safe: the statement carries its id.
+                    self.drop(target)
+                    conn = self.connection(target)
+                    conn.request("POST", "/xapi/statements", body=body, headers=self.headers)
+                    response = conn.getresponse()
                 payload = response.read()
                 status = response.status
                 if status >= 300:

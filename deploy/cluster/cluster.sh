@@ -341,9 +341,12 @@ cmd_up() {
 
 cmd_down() {
   [[ $(id -u) -eq 0 ]] || die "network namespaces need root"
-  local name
+  local name pid
   for name in app1 app2; do stop_recorded "$name" TERM; done
   pg_down
+  # The brokers all at once: one by one, the last waits out its controlled shutdown
+  # for a quorum that is gone (30 s, then SIGKILL).
+  for name in k1 k2 k3; do pid="$(recorded_pid "$name")" && kill -TERM "$pid" 2>/dev/null; done
   for name in k1 k2 k3; do stop_recorded "$name" TERM; done
   net_down
   rm -rf "$STATE"

@@ -82,7 +82,7 @@ cluster-up: venv ## deploy/cluster: 3 Kafka brokers, PostgreSQL, 2 app hosts, a 
 cluster-down: ## take the cluster down: its processes (by PID), namespaces, bridge and var/cluster
 	bash deploy/cluster/cluster.sh down
 
-test-cluster: venv ## the fault tests under load against the cluster (brings it up and down unless it is up); ~15 min
+test-cluster: venv ## the fault tests under load against the cluster (root; brings it up and down unless it is up); ~15 min
 	bash deploy/system-deps.sh --cluster
 	$(BIN)/pytest tests/cluster -m cluster -s
 

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 KAFKA := deploy/kafka/kafka.sh
 
-.PHONY: help system-deps bench-deps venv run test test-unit bench lint kafka-up kafka-down migrate clean deploy-check helm image image-smoke
+.PHONY: help system-deps bench-deps venv run test test-unit bench lint kafka-up kafka-down migrate clean deploy-check helm image image-smoke cluster-up cluster-down test-cluster bench-cluster
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -75,3 +75,18 @@ lint: venv ## ruff
 clean: ## remove local state (databases, broker data, metrics); keeps downloaded jars
 	-bash $(KAFKA) stop
 	rm -rf var/db var/kafka/data* var/prometheus var/bench
+
+cluster-up: venv ## deploy/cluster: 3 Kafka brokers, PostgreSQL, 2 app hosts, a load host in network namespaces (root)
+	bash deploy/system-deps.sh --cluster
+	bash deploy/cluster/cluster.sh up
+
+cluster-down: ## take the cluster down: its processes (by PID), namespaces, bridge and var/cluster
+	bash deploy/cluster/cluster.sh down
+
+test-cluster: venv ## the fault tests under load against the cluster (root; brings it up and down unless it is up); ~15 min
+	bash deploy/system-deps.sh --cluster
+	$(BIN)/pytest tests/cluster -m cluster -s
+
+bench-cluster: venv ## the cluster benchmark: statements/s and commit -> read model p99 on 1 and 2 app hosts, failovers
+	bash deploy/system-deps.sh --cluster
+	$(BIN)/python -m bench.cluster

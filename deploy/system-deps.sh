@@ -3,20 +3,23 @@
 # and nothing when they are all there (so `make run`, `make test` and .ci/run can all
 # call it): Java + Maven (the Kafka broker), PostgreSQL (the second test run and
 # production-like runs), Chromium + chromedriver (the dashboard's browser tests); with
-# --bench also wrk, the HTTP load generator of bench.lrs and bench.peer (`make bench`).
+# --bench also wrk, the HTTP load generator of bench.lrs and bench.peer (`make bench`);
+# with --cluster iproute2 and curl (deploy/cluster: network namespaces, readiness checks).
 #
-# usage: deploy/system-deps.sh [--check] [--bench]
-#   --check  lists what is missing, installs nothing
-#   --bench  also what `make bench` needs beyond `make run`
+# usage: deploy/system-deps.sh [--check] [--bench] [--cluster]
+#   --check    lists what is missing, installs nothing
+#   --bench    also what `make bench` needs beyond `make run`
+#   --cluster  also what `make cluster-up` needs (deploy/cluster/cluster.sh)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-check=0 bench=0
+check=0 bench=0 cluster=0
 for arg in "$@"; do
   case $arg in
     --check) check=1 ;;
     --bench) bench=1 ;;
-    *) echo "usage: $0 [--check] [--bench]" >&2; exit 2 ;;
+    --cluster) cluster=1 ;;
+    *) echo "usage: $0 [--check] [--bench] [--cluster]" >&2; exit 2 ;;
   esac
 done
 
@@ -36,6 +39,10 @@ command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || pkgs+=(chromium-driver)
 if ((bench)); then
   command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)
+fi
+if ((cluster)); then
+  command -v ip >/dev/null 2>&1 || pkgs+=(iproute2)
+  command -v curl >/dev/null 2>&1 || pkgs+=(curl)
 fi
 # node + npm: the AsyncAPI parser that checks docs/asyncapi.yaml (tests/asyncapi, installed by the test)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

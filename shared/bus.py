@@ -3,7 +3,8 @@
 One client for all of it, librdkafka (confluent-kafka): the relay's producer, the
 projections' consumers, the dead letters and the topic administration. It does in C the
 per-record work kafka-python did in Python (a fifth of the projections' CPU under the
-LRS benchmark, docs/performance.md), and its consumer rebalances cooperatively. Every
+LRS benchmark, docs/performance.md), and its consumers keep a learner's partitions of every
+topic together (the range assignor). Every
 setting we rely on is spelled out here.
 """
 from __future__ import annotations
@@ -105,9 +106,15 @@ def consumer(settings: Settings, *, group_id: str | None, **overrides) -> Consum
         "enable.auto.commit": False,  # offsets are committed after the database transaction
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",  # a new read model starts from the first fact
-        # Incremental rebalances: a member joining or leaving moves only the partitions
-        # that change hands; the others keep being consumed.
-        "partition.assignment.strategy": "cooperative-sticky",
+        # Range, not cooperative-sticky: every topic has the same partition count, and
+        # range gives partition i of every subscribed topic to the same member, so one
+        # process sees all of a learner's facts (co-partitioning). Cooperative-sticky
+        # balanced topic-partitions one by one: with two hosts, progress on one consumed
+        # a learner's LRS statements while the other consumed their test results, and
+        # the two transactions each recomputed the learner's row without the other's
+        # uncommitted fact (a lost update). Range rebalances eagerly (every partition
+        # is revoked and reassigned), which only happens between batches.
+        "partition.assignment.strategy": "range",
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 3_000,
         "max.poll.interval.ms": 300_000,

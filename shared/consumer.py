@@ -304,7 +304,7 @@ class ProjectionRunner:
             # callbacks run inside consume(), between batches, never in the middle of one.
             while True:
                 try:
-                    client.incremental_assign(self._starting_points(partitions))
+                    client.assign(self._starting_points(partitions))  # eager (range): the whole assignment
                     return
                 except Exception as exc:  # the database is away: wait, the partitions wait too
                     log.warning("reading stored offsets failed; will retry", extra={"error": repr(exc)})

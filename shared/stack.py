@@ -39,6 +39,9 @@ RESTART_FIRST_DELAY_S = 1.0
 RESTART_MAX_DELAY_S = 30.0
 STABLE_AFTER_S = 60.0
 PR_SET_PDEATHSIG = 1
+# The address the web tiers listen on: this machine only by default; a host of a cluster
+# (deploy/cluster) serves other hosts, so it sets LEARNSTREAM_BIND_HOST=0.0.0.0.
+DEFAULT_BIND_HOST = "127.0.0.1"
 
 
 def ensure_credentials(env: dict) -> Path | None:
@@ -153,6 +156,7 @@ class Stack:
 
     def _start_parts(self) -> None:
         python = sys.executable
+        bind_host = self.env.get("LEARNSTREAM_BIND_HOST") or DEFAULT_BIND_HOST
         for name in self.services:
             settings = self.settings(name)
             metrics_dir = VAR_DIR / "prometheus" / name
@@ -161,7 +165,7 @@ class Stack:
             web_env = dict(self.env, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
             concurrency = ["--worker-class", self.env.get("GUNICORN_WORKER_CLASS") or load(name).web_worker_class]
             self._spawn(f"{name} web", [
-                python, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "-b", f"127.0.0.1:{settings.port}",
+                python, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "-b", f"{bind_host}:{settings.port}",
                 *concurrency, "--name", f"learnstream-{name}", f"services.{name}.app:create_app()"], web_env)
             # The relay in a process of its own: it must keep up with the web tier's commits
             # (on Kafka within a second) whatever the projections are busy with.
@@ -178,7 +182,10 @@ class Stack:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.settings(service).port}"
 
-    def wait_ready(self, service: str, timeout: float = 60) -> None:
+    def wait_ready(self, service: str, timeout: float | None = None) -> None:
+        # 60 s unless LEARNSTREAM_START_TIMEOUT_SECONDS says otherwise: a cluster host
+        # sharing two busy cores with seven others took longer to import and bind.
+        timeout = timeout or float(self.env.get("LEARNSTREAM_START_TIMEOUT_SECONDS") or 60)
         web = next(part for part in self.parts if part.label == f"{service} web")
         port = self.settings(service).port
         deadline = time.monotonic() + timeout

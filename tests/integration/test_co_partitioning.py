@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from confluent_kafka.admin import AdminClient
 
-pytestmark = __import__("pytest").mark.integration
+pytestmark = pytest.mark.integration
 
 
 def _assignment(bootstrap: str, group: str) -> list[dict[str, set[int]]]:

@@ -4,6 +4,7 @@ handler also tolerates facts arriving out of order across partitions (a cohort's
 statement may come after its first enrolment)."""
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.progress import facts
@@ -72,26 +73,24 @@ def on_learner_withdrew(conn: Connection, statements: list[dict]) -> None:
     _store_catalog(conn, enrolments)
     rows = [_learner_row(e, WITHDRAWN) for e in enrolments]
     db.insert_ignoring_duplicates(conn, t.learner_enrolments, rows, ["registration"])
-    for row in rows:
-        conn.execute(t.learner_enrolments.update()
-                     .where(t.learner_enrolments.c.registration == row["registration"])
-                     .values(status=WITHDRAWN, withdrawn_at=row["withdrawn_at"]))
+    le = t.learner_enrolments
+    conn.execute(le.update().where(le.c.registration == sa.bindparam("b_registration"))
+                 .values(status=WITHDRAWN, withdrawn_at=sa.bindparam("b_withdrawn_at")),
+                 [{"b_registration": row["registration"], "b_withdrawn_at": row["withdrawn_at"]} for row in rows])
 
 
 def on_learning_activity(conn: Connection, statements: list[dict]) -> None:
     """A player's or LMS's statement (via the LRS), or a final-test step: activity, and a
     verdict where the statement reports success."""
-    touched = (facts.record_voids(conn, statements) | facts.record_activity(conn, statements)
-               | facts.record_attempts(conn, statements) | facts.record_outcomes(conn, statements))
-    facts.refresh_learners(conn, touched)
+    facts.on_learning(conn, statements)
 
 
 def on_certificate_earned(conn: Connection, statements: list[dict]) -> None:
-    facts.refresh_learners(conn, facts.record_certificates(conn, statements, "valid"))
+    facts.on_certificates(conn, statements, "valid")
 
 
 def on_certificate_revoked(conn: Connection, statements: list[dict]) -> None:
-    facts.refresh_learners(conn, facts.record_certificates(conn, statements, "revoked"))
+    facts.on_certificates(conn, statements, "revoked")
 
 
 # Every event this service projects, in one place.
@@ -110,7 +109,8 @@ HANDLERS = {
 }
 
 READ_MODELS = [t.programmes, t.cohorts, t.learner_enrolments, t.learner_statements, t.voided_statements,
-               t.learner_activity_days, t.final_test_outcomes, t.final_test_attempts, t.learner_certificates]
+               t.learner_activities, t.learner_activity_days, t.final_test_outcomes, t.final_test_attempts,
+               t.learner_certificates]
 
 
 def projection(settings: Settings) -> Projection:

@@ -3,6 +3,7 @@
 operators see. No Flask, SQLAlchemy or Kafka here."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ _DURATION = re.compile(
     r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$")
 
 
+@functools.lru_cache(maxsize=4096)  # players send the same few durations again and again
 def duration_seconds(text: str | None) -> float:
     """ISO 8601 duration as xAPI uses it (PT1H2M3.5S); 0 for anything unreadable, so a
     player's odd duration never blocks its completion from counting."""

@@ -123,7 +123,7 @@ def apply(runner, facts, rng: random.Random, engine=None) -> None:
         start += size
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(1, 5), st.integers(0, 1_000_000))
 def test_incremental_rows_equal_a_full_recompute_and_a_rebuild(runner, learners, seed):
     facts = stream(random.Random(seed), learners)

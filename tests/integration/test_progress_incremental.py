@@ -109,7 +109,7 @@ def stream(rng: random.Random, learners: int) -> list[tuple[str, dict]]:
     # else in the stream, before or after the learner's facts.
     for own in enrolments:
         place = sorted(rng.randint(0, len(out)) for _ in own)
-        for offset, (position, fact) in enumerate(zip(place, own)):
+        for offset, (position, fact) in enumerate(zip(place, own, strict=True)):
             out.insert(position + offset, fact)
     return out + rng.sample(out, k=min(4, len(out)))  # redelivery
 

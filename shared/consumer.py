@@ -187,10 +187,12 @@ class ProjectionRunner:
             next_offsets[key] = max(next_offsets.get(key, 0), record.offset + 1)
         with (engine or self.engine).begin() as conn:
             fresh = self._claim(conn, [p for p in parsed if p.statement is not None])
-            # Consecutive records of one type go to their handler together (fast path);
-            # order across types is kept, so a withdrawal never precedes its enrolment.
-            for event_type, run in itertools.groupby(fresh, key=lambda p: p.event_type):
-                handler = self.projection.handlers.get(event_type)
+            # Consecutive records with one handler go to it together (fast path: the
+            # final test's started, scored and passed of a learner are one call, not
+            # three); order across handlers is kept, so a withdrawal never precedes its
+            # enrolment.
+            handlers = self.projection.handlers
+            for handler, run in itertools.groupby(fresh, key=lambda p: handlers.get(p.event_type)):
                 if handler is not None:  # else: not ours to project
                     self._apply(conn, handler, list(run))
             dead = [p for p in parsed if p.error]

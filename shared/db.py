@@ -279,6 +279,11 @@ def _insert_for(conn):
     return insert
 
 
+def insert_statement(conn, table: sa.Table):
+    """The dialect's INSERT for `table` (with on_conflict_do_nothing / _do_update)."""
+    return _insert_for(conn)(table)
+
+
 def insert_ignoring_duplicates(conn, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING on both SQLite and PostgreSQL.
 

@@ -6,6 +6,7 @@ SQLAlchemy or Kafka.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import uuid
@@ -184,7 +185,12 @@ def learner_key(actor: dict) -> str:
     Hashing keeps personal data (emails) out of Kafka keys, logs and metrics while still
     sending every fact about one learner to one partition, in order.
     """
-    return hashlib.sha256(inverse_functional_identifier(actor).encode()).hexdigest()[:32]
+    return _hashed(inverse_functional_identifier(actor))
+
+
+@functools.lru_cache(maxsize=65_536)  # a learner's statements come in runs
+def _hashed(ifi: str) -> str:
+    return hashlib.sha256(ifi.encode()).hexdigest()[:32]
 
 
 def activity(activity_id: str, *, name: str | None = None, type_: str | None = None,
@@ -261,7 +267,9 @@ def decode(raw: bytes | str) -> dict:
         raise InvalidStatement(f"not JSON: {exc}") from None
     if not isinstance(stmt, dict):
         raise InvalidStatement("a statement must be a JSON object")
-    if too_deep(stmt):
+    # No value nests deeper than the brackets the text holds: most statements need no walk.
+    opening = (b"{", b"[") if isinstance(raw, bytes) else ("{", "[")
+    if raw.count(opening[0]) + raw.count(opening[1]) > MAX_DEPTH and too_deep(stmt):
         raise InvalidStatement(f"statement nests more than {MAX_DEPTH} levels deep")
     for required in ("id", "actor", "verb", "object"):
         if required not in stmt:

@@ -3,6 +3,7 @@
 operators see. No Flask, SQLAlchemy or Kafka here."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ _DURATION = re.compile(
     r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$")
 
 
+@functools.lru_cache(maxsize=4096)  # players send the same few durations again and again
 def duration_seconds(text: str | None) -> float:
     """ISO 8601 duration as xAPI uses it (PT1H2M3.5S); 0 for anything unreadable, so a
     player's odd duration never blocks its completion from counting."""
@@ -100,9 +102,6 @@ def summarise(required_modules: list[str], final_test: str, activities: dict[str
                    if m in activities and activities[m].completed_at is not None]
     all_done = bool(required_modules) and len(completions) == len(required_modules)
     modules_completed_at = max(completions) if all_done else None
-    finished_at = None
-    if all_done and verdict.status == PASSED and verdict.decided_at is not None:
-        finished_at = max(modules_completed_at, verdict.decided_at)
     return Progress(
         modules_required=len(required_modules),
         modules_completed=len(completions),
@@ -110,8 +109,17 @@ def summarise(required_modules: list[str], final_test: str, activities: dict[str
         first_activity_at=min((a.first_at for a in relevant), default=None),
         last_activity_at=max((a.last_at for a in relevant), default=None),
         time_spent_seconds=round(sum(a.seconds for a in relevant), 3),
-        finished_at=finished_at,
+        finished_at=finished_at(modules_completed_at, verdict.status, verdict.decided_at),
     )
+
+
+def finished_at(modules_completed_at: datetime | None, final_test_status: str,
+                final_test_decided_at: datetime | None) -> datetime | None:
+    """When a learner finished: the later of their last module's completion (set once
+    every module is completed) and the final test's pass; None before both."""
+    if modules_completed_at is None or final_test_status != PASSED or final_test_decided_at is None:
+        return None
+    return max(modules_completed_at, final_test_decided_at)
 
 
 def merge_verdicts(outcomes: list[Outcome | tuple], started: set[str] | frozenset[str] = frozenset()) -> Verdict:

@@ -1,15 +1,26 @@
 """Learner facts from the topics (activity, final-test outcomes, certificates), and the
-refresh that turns them into each enrolment's progress row.
+progress rows of each enrolment derived from them.
 
-Facts are kept per learner and statement, whatever the registration and in any order;
-then every enrolment of an affected learner is recomputed with
-services.progress.domain. So a statement that arrives before its enrolment, or carries
-no registration, still counts once the enrolment is there, and a voided statement stops
-counting whenever its void arrives.
+Facts are kept per learner and statement, whatever the registration and in any order,
+and summed per learner and activity (learner_activities); a learner's enrolments are
+derived from those sums with services.progress.domain. So a statement that arrives
+before its enrolment, or carries no registration, still counts once the enrolment is
+there, and a voided statement stops counting whenever its void arrives.
+
+Incremental (issue 11): a batch's new facts are merged into the sums they change (a first
+and last moment, the earliest completion, whole milliseconds: each merge commutes, so the
+order facts arrive in does not matter), and of each touched enrolment only the parts the
+batch can change are derived again: the activity figures from the learner's sums (a row
+per activity, not per statement), the final-test verdict from the learner's final-test
+facts, the certificate from its row. A void takes a fact away, which no sum can undo:
+those learners' sums are derived again from their remaining facts (`rebuild_activities`),
+as everyone's are at the end of a rebuild (`refresh_everyone`); the two paths give the
+same rows (tests/integration/test_progress_incremental.py).
 """
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -20,17 +31,36 @@ from shared import db, xapi
 from shared.consumer import replaying
 from shared.vocabulary import VALID
 
+# The progress columns of learner_enrolments, by what they are derived from.
+ACTIVITY_COLUMNS = ("modules_required", "modules_completed", "modules_completed_at", "first_activity_at",
+                    "last_activity_at", "time_spent_seconds")
+VERDICT_COLUMNS = ("final_test_status", "final_test_attempts", "final_test_best_score", "final_test_decided_at")
+CERTIFICATE_COLUMNS = ("certificate_number", "certificate_status", "certified_at")
+DERIVED_COLUMNS = (*ACTIVITY_COLUMNS, *VERDICT_COLUMNS, "finished_at", *CERTIFICATE_COLUMNS)
+
+
+KEYS = sa.bindparam("keys", expanding=True)  # IN (...) with one cached statement for any number of keys
+
+
+def milliseconds(seconds: float) -> int:
+    """A statement's duration in whole milliseconds, half up (as the SQL in
+    `rebuild_activities` rounds it)."""
+    return int(seconds * 1000 + 0.5)
+
+
+# --- the facts --------------------------------------------------------------------------
 
 def _voided_ids(conn: Connection, ids: list[str]) -> set[str]:
     found: set[str] = set()
     for chunk in db.chunks(ids):
         found.update(conn.scalars(sa.select(t.voided_statements.c.statement_id)
-                                  .where(t.voided_statements.c.statement_id.in_(chunk))))
+                                  .where(t.voided_statements.c.statement_id.in_(KEYS)), {"keys": chunk}))
     return found
 
 
 def record_voids(conn: Connection, statements: list[dict]) -> set[str]:
-    """An LRS voiding statement takes back the statement it points at."""
+    """An LRS voiding statement takes back the statement it points at; return the learners
+    who lost a fact."""
     ids = [str(s["object"]["id"]).lower() for s in statements
            if xapi.verb_id(s) == xapi.VOIDED.id and s["object"].get("objectType") == "StatementRef"]
     if not ids:
@@ -39,13 +69,13 @@ def record_voids(conn: Connection, statements: list[dict]) -> set[str]:
     touched: set[str] = set()
     for table in (t.learner_statements, t.final_test_outcomes, t.final_test_attempts):
         for chunk in db.chunks(ids):
-            touched.update(conn.scalars(sa.select(table.c.learner_key).where(table.c.statement_id.in_(chunk))))
-            conn.execute(table.delete().where(table.c.statement_id.in_(chunk)))
+            touched.update(conn.scalars(sa.delete(table).where(table.c.statement_id.in_(chunk))
+                                        .returning(table.c.learner_key)))
     return touched
 
 
-def record_activity(conn: Connection, statements: list[dict]) -> set[str]:
-    """Keep what each statement says a learner did on an activity; return the learners touched."""
+def activity_rows(statements: list[dict]) -> list[dict]:
+    """What each statement says a learner did on an activity."""
     rows = []
     for stmt in statements:
         activity_id = xapi.object_id(stmt)
@@ -56,7 +86,7 @@ def record_activity(conn: Connection, statements: list[dict]) -> set[str]:
                      "activity_id": activity_id, "at": xapi.moment(stmt),
                      "completed": xapi.verb_id(stmt) in domain.COMPLETION_VERBS or result.get("completion") is True,
                      "seconds": domain.duration_seconds(result.get("duration"))})
-    return _insert_facts(conn, t.learner_statements, rows)
+    return rows
 
 
 def _attempt_id(stmt: dict) -> str | None:
@@ -72,17 +102,16 @@ def _count(details: dict, name: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def record_attempts(conn: Connection, statements: list[dict]) -> set[str]:
-    """Keep every final-test attempt the assessment service tells of, from its start: an
+def attempt_rows(statements: list[dict]) -> list[dict]:
+    """Every final-test attempt the assessment service tells of, from its start: an
     attempt opened and not yet submitted is an attempt, as assessment counts it."""
-    rows = [{"statement_id": stmt["id"].lower(), "learner_key": xapi.learner_key(stmt["actor"]),
+    return [{"statement_id": stmt["id"].lower(), "learner_key": xapi.learner_key(stmt["actor"]),
              "activity_id": xapi.object_id(stmt), "attempt_id": attempt_id, "at": xapi.moment(stmt)}
             for stmt in statements if (attempt_id := _attempt_id(stmt)) and xapi.object_id(stmt)]
-    return _insert_facts(conn, t.final_test_attempts, rows)
 
 
-def record_outcomes(conn: Connection, statements: list[dict]) -> set[str]:
-    """Keep every statement that reports success or failure: final-test verdicts come from
+def outcome_rows(statements: list[dict]) -> list[dict]:
+    """Every statement that reports success or failure: final-test verdicts come from
     the assessment service and from external LMSs alike (issue 4). The assessment's say
     which attempt they decide and how many are used and allowed (result extension)."""
     rows = []
@@ -97,14 +126,46 @@ def record_outcomes(conn: Connection, statements: list[dict]) -> set[str]:
                      "score": (result.get("score") or {}).get("scaled"), "at": xapi.moment(stmt),
                      "attempt_id": _attempt_id(stmt), "attempts_used": _count(told, "attempts_used"),
                      "attempts_allowed": _count(told, "attempts_allowed")})
-    return _insert_facts(conn, t.final_test_outcomes, rows)
+    return rows
 
 
-def _insert_facts(conn: Connection, table: sa.Table, rows: list[dict]) -> set[str]:
-    voided = _voided_ids(conn, [row["statement_id"] for row in rows])
-    rows = [row for row in rows if row["statement_id"] not in voided]
-    db.insert_ignoring_duplicates(conn, table, rows, ["statement_id"])
-    return {row["learner_key"] for row in rows}
+def _insert_new(conn: Connection, table: sa.Table, rows: list[dict]) -> list[dict]:
+    """Insert fact rows, skipping statement ids stored already; return those inserted."""
+    if not rows:
+        return []
+    inserted: set[str] = set()
+    for chunk in db.chunks(rows, 500):
+        stmt = (db.insert_statement(conn, table).on_conflict_do_nothing(index_elements=["statement_id"])
+                .returning(table.c.statement_id))
+        inserted.update(conn.scalars(stmt, chunk))
+    return [row for row in rows if row["statement_id"] in inserted]
+
+
+def on_learning(conn: Connection, statements: list[dict]) -> None:
+    """A batch of LRS, final-test and voiding statements: store the facts, then bring the
+    touched learners' sums and rows up to date."""
+    lost = record_voids(conn, statements)
+    kinds = (activity_rows(statements), attempt_rows(statements), outcome_rows(statements))
+    ids = sorted({row["statement_id"] for rows in kinds for row in rows})
+    voided = _voided_ids(conn, ids) if ids else set()
+    activity, attempts, outcomes = ([row for row in rows if row["statement_id"] not in voided] for rows in kinds)
+    activity = _insert_new(conn, t.learner_statements, activity)
+    db.insert_ignoring_duplicates(conn, t.final_test_attempts, attempts, ["statement_id"])
+    db.insert_ignoring_duplicates(conn, t.final_test_outcomes, outcomes, ["statement_id"])
+    db.insert_ignoring_duplicates(
+        conn, t.learner_activity_days,
+        [{"learner_key": k, "day": d} for k, d in sorted({(r["learner_key"], r["at"].date()) for r in activity})],
+        ["learner_key", "day"])
+    if lost:
+        _rebuild_days(conn, lost)
+    if replaying(conn):  # the sums and rows are derived once, after the last batch
+        return
+    if lost:
+        rebuild_activities(conn, lost)
+    fresh = [row for row in activity if row["learner_key"] not in lost]
+    sums = _merge_activities(conn, fresh, {row["learner_key"] for row in fresh} | lost)
+    _derive(conn, sums, verdicts={row["learner_key"] for row in (*attempts, *outcomes)} | lost,
+            certificates=lost)
 
 
 def record_certificates(conn: Connection, statements: list[dict], status: str) -> set[str]:
@@ -120,108 +181,211 @@ def record_certificates(conn: Connection, statements: list[dict], status: str) -
         key = (row["learner_key"], row["programme_id"])
         if key not in rows or rows[key]["changed_at"] <= at:
             rows[key] = row
-    fresh = []
-    for (learner, programme), row in rows.items():
-        existing = conn.execute(sa.select(t.learner_certificates.c.changed_at).where(
-            t.learner_certificates.c.learner_key == learner,
-            t.learner_certificates.c.programme_id == programme)).scalar()
-        # The latest change wins, whatever order the earned and revoked statements arrive in.
-        if existing is None or existing <= row["changed_at"]:
-            fresh.append(row)
-    db.upsert(conn, t.learner_certificates, fresh, ["learner_key", "programme_id"])
+    lc = t.learner_certificates
+    existing: dict[tuple[str, str], object] = {}
+    for chunk in db.chunks(sorted({learner for learner, _ in rows})):
+        existing.update(((r.learner_key, r.programme_id), r.changed_at) for r in conn.execute(
+            sa.select(lc.c.learner_key, lc.c.programme_id, lc.c.changed_at).where(lc.c.learner_key.in_(KEYS)),
+            {"keys": chunk}))
+    # The latest change wins, whatever order the earned and revoked statements arrive in.
+    fresh = [row for key, row in rows.items() if key not in existing or existing[key] <= row["changed_at"]]
+    db.upsert(conn, lc, fresh, ["learner_key", "programme_id"])
     return {learner for learner, _ in rows}
 
 
-def _activities(rows) -> dict[str, dict[str, domain.Activity]]:
-    merged: dict[str, dict[str, domain.Activity]] = defaultdict(dict)
-    for row in rows:
-        fact = domain.Activity(row.at, row.at, row.at if row.completed else None, row.seconds)
-        merged[row.learner_key][row.activity_id] = domain.merge_activity(
-            merged[row.learner_key].get(row.activity_id), fact)
-    return merged
+def on_certificates(conn: Connection, statements: list[dict], status: str) -> None:
+    touched = record_certificates(conn, statements, status)
+    if touched and not replaying(conn):
+        _derive(conn, {}, verdicts=set(), certificates=touched)
 
 
 def learners_with_facts(conn: Connection, learner_keys: set[str]) -> set[str]:
     """Those of these learners that have any fact to summarise."""
     found: set[str] = set()
     keys = sorted(learner_keys)
-    for table in (t.learner_statements, t.final_test_outcomes, t.final_test_attempts, t.learner_certificates):
+    for table in (t.learner_activities, t.final_test_outcomes, t.final_test_attempts, t.learner_certificates):
         for chunk in db.chunks(keys):
-            found.update(conn.scalars(sa.select(table.c.learner_key).where(table.c.learner_key.in_(chunk)).distinct()))
+            found.update(conn.scalars(sa.select(table.c.learner_key).where(table.c.learner_key.in_(KEYS)).distinct(),
+                                      {"keys": chunk}))
     return found
 
 
 def refresh_learners(conn: Connection, learner_keys: set[str]) -> None:
-    """Recompute the progress columns of every enrolment of these learners, and their
-    activity days.
+    """Derive every progress column of these learners' enrolments from their sums and
+    facts (an enrolment that arrives after its learner's statements).
 
-    Not during a rebuild: a row is a pure function of the learner's stored facts, so it
-    is computed once, after the last batch (`refresh_everyone`), rather than again from
-    all of the learner's facts so far on every batch that brings one more (most of a
-    rebuild's time)."""
-    if not learner_keys or replaying(conn):
-        return
-    _refresh(conn, learner_keys)
+    Not during a rebuild: the rows are derived once, after the last batch."""
+    if learner_keys and not replaying(conn):
+        _derive(conn, _read_activities(conn, learner_keys), verdicts=learner_keys, certificates=learner_keys)
 
 
 def refresh_everyone(conn: Connection) -> None:
-    """Every enrolled learner's row from their facts: the end of a rebuild."""
-    _refresh(conn, set(conn.scalars(sa.select(t.learner_enrolments.c.learner_key).distinct())))
+    """Every learner's sums from their facts, and every enrolment from those: the end of a
+    rebuild, and the full recomputation the incremental path is checked against."""
+    rebuild_activities(conn)
+    learners = set(conn.scalars(sa.select(t.learner_enrolments.c.learner_key).distinct()))
+    for chunk in db.chunks(sorted(learners), 2000):
+        keys = set(chunk)
+        _derive(conn, _read_activities(conn, keys), verdicts=keys, certificates=keys, learners=keys)
 
 
-def _refresh(conn: Connection, learner_keys: set[str]) -> None:
-    if not learner_keys:
+# --- the sums ---------------------------------------------------------------------------
+
+Sums = dict[str, dict[str, list]]  # learner -> activity -> [first_at, last_at, completed_at, milliseconds]
+
+
+def _ms_sql(conn: Connection, seconds):
+    """`milliseconds(seconds)` in SQL: both compute seconds * 1000 + 0.5 in double precision
+    and take its floor (SQLite's CAST truncates, which is the floor for durations >= 0)."""
+    if conn.dialect.name == "postgresql":
+        return sa.func.floor(seconds * 1000 + 0.5)
+    return sa.cast(seconds * 1000 + 0.5, sa.Integer)
+
+
+def rebuild_activities(conn: Connection, learner_keys: Iterable[str] | None = None) -> None:
+    """Derive the sums of these learners (None: everyone's) from their stored statements."""
+    ls, la = t.learner_statements, t.learner_activities
+    query = sa.select(ls.c.learner_key, ls.c.activity_id, sa.func.min(ls.c.at), sa.func.max(ls.c.at),
+                      sa.func.min(sa.case((ls.c.completed.is_(True), ls.c.at))),
+                      sa.cast(sa.func.sum(_ms_sql(conn, ls.c.seconds)), sa.BigInteger)
+                      ).group_by(ls.c.learner_key, ls.c.activity_id)
+    columns = ["learner_key", "activity_id", "first_at", "last_at", "completed_at", "milliseconds"]
+    if learner_keys is None:
+        conn.execute(la.delete())
+        conn.execute(la.insert().from_select(columns, query))
+        return
+    for chunk in db.chunks(sorted(learner_keys)):
+        conn.execute(la.delete().where(la.c.learner_key.in_(chunk)))
+        conn.execute(la.insert().from_select(columns, query.where(ls.c.learner_key.in_(chunk))))
+
+
+def _read_activities(conn: Connection, learner_keys: Iterable[str]) -> Sums:
+    la = t.learner_activities
+    sums: Sums = {key: {} for key in learner_keys}
+    for chunk in db.chunks(sorted(sums)):
+        for row in conn.execute(sa.select(la.c.learner_key, la.c.activity_id, la.c.first_at, la.c.last_at,
+                                          la.c.completed_at, la.c.milliseconds).where(la.c.learner_key.in_(KEYS)),
+                               {"keys": chunk}):
+            sums[row[0]][row[1]] = [row[2], row[3], row[4], row[5]]
+    return sums
+
+
+def _merge_activities(conn: Connection, rows: list[dict], learner_keys: set[str]) -> Sums:
+    """These new facts merged into their learners' sums (stored); return the sums of
+    `learner_keys` as they now stand."""
+    sums = _read_activities(conn, learner_keys)
+    changed: set[tuple[str, str]] = set()
+    for row in rows:
+        learner, activity, at = row["learner_key"], row["activity_id"], row["at"]
+        completed = at if row["completed"] else None
+        ms = milliseconds(row["seconds"])
+        old = sums[learner].get(activity)
+        if old is None:
+            sums[learner][activity] = [at, at, completed, ms]
+        else:
+            if at < old[0]:
+                old[0] = at
+            if at > old[1]:
+                old[1] = at
+            if completed is not None and (old[2] is None or completed < old[2]):
+                old[2] = completed
+            old[3] += ms
+        changed.add((learner, activity))
+    db.upsert(conn, t.learner_activities, [
+        {"learner_key": learner, "activity_id": activity, "first_at": s[0], "last_at": s[1], "completed_at": s[2],
+         "milliseconds": s[3]}
+        for learner, activity in sorted(changed) for s in [sums[learner][activity]]], ["learner_key", "activity_id"])
+    return sums
+
+
+def _rebuild_days(conn: Connection, learner_keys: set[str]) -> None:
+    days = t.learner_activity_days
+    for chunk in db.chunks(sorted(learner_keys)):
+        conn.execute(days.delete().where(days.c.learner_key.in_(chunk)))
+        found = {(r.learner_key, r.at.date()) for r in conn.execute(
+            sa.select(t.learner_statements.c.learner_key, t.learner_statements.c.at)
+            .where(t.learner_statements.c.learner_key.in_(chunk)))}
+        db.insert_ignoring_duplicates(conn, days, [{"learner_key": k, "day": d} for k, d in sorted(found)],
+                                      ["learner_key", "day"])
+
+
+# --- the rows ---------------------------------------------------------------------------
+
+def _programmes(conn: Connection) -> dict:
+    return {row.id: row for row in conn.execute(sa.select(t.programmes))}
+
+
+def _derive(conn: Connection, sums: Sums, verdicts: set[str], certificates: set[str],
+            learners: set[str] | None = None) -> None:
+    """Bring the enrolments of the touched learners up to date: the activity columns of
+    those in `sums`, the verdict of those in `verdicts`, the certificate of those in
+    `certificates`; the rest of each row is kept as stored. Only rows that change are
+    written."""
+    touched = learners if learners is not None else set(sums) | verdicts | certificates
+    if not touched:
         return
     le = t.learner_enrolments
-    programmes = {row.id: row for row in conn.execute(sa.select(t.programmes))}
-    for chunk in db.chunks(sorted(learner_keys)):
-        enrolments = conn.execute(sa.select(le.c.registration, le.c.learner_key, le.c.programme_id)
-                                  .where(le.c.learner_key.in_(chunk))).all()
-        # Only enrolled learners have anything to show; a learner's enrolment refreshes
-        # them then (on_learner_enrolled). Most LRS traffic from others costs no reads.
-        chunk = sorted({e.learner_key for e in enrolments})
-        if not chunk:
+    programmes = None
+    updates = []
+    for chunk in db.chunks(sorted(touched)):
+        enrolments = conn.execute(sa.select(le.c.registration, le.c.learner_key, le.c.programme_id,
+                                            *[le.c[name] for name in DERIVED_COLUMNS])
+                                  .where(le.c.learner_key.in_(KEYS)), {"keys": chunk}).all()
+        # Only enrolled learners have anything to show; a learner's enrolment derives
+        # their row then (on_learner_enrolled). Most LRS traffic from others costs no reads.
+        if not enrolments:
             continue
-        statement_rows = conn.execute(sa.select(t.learner_statements)
-                                      .where(t.learner_statements.c.learner_key.in_(chunk))).all()
-        conn.execute(t.learner_activity_days.delete().where(t.learner_activity_days.c.learner_key.in_(chunk)))
-        db.insert_ignoring_duplicates(
-            conn, t.learner_activity_days,
-            [{"learner_key": k, "day": d} for k, d in {(r.learner_key, r.at.date()) for r in statement_rows}],
-            ["learner_key", "day"])
-        activities = _activities(statement_rows)
+        if programmes is None:
+            programmes = _programmes(conn)
+        enrolled = sorted({e.learner_key for e in enrolments})
         outcomes: dict[tuple[str, str], list[domain.Outcome]] = defaultdict(list)
-        for row in conn.execute(sa.select(t.final_test_outcomes).where(t.final_test_outcomes.c.learner_key.in_(chunk))):
-            outcomes[(row.learner_key, row.activity_id)].append(domain.Outcome(
-                row.success, row.score, row.at, row.attempt_id, row.attempts_used, row.attempts_allowed))
         started: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for row in conn.execute(sa.select(t.final_test_attempts.c.learner_key, t.final_test_attempts.c.activity_id,
-                                          t.final_test_attempts.c.attempt_id)
-                                .where(t.final_test_attempts.c.learner_key.in_(chunk))):
-            started[(row.learner_key, row.activity_id)].add(row.attempt_id)
-        certificates = {(row.learner_key, row.programme_id): row for row in conn.execute(
-            sa.select(t.learner_certificates).where(t.learner_certificates.c.learner_key.in_(chunk)))}
-        updates = []
+        judged = [k for k in enrolled if k in verdicts]
+        if judged:
+            fo, fa = t.final_test_outcomes, t.final_test_attempts
+            for row in conn.execute(sa.select(fo.c.learner_key, fo.c.activity_id, fo.c.success, fo.c.score, fo.c.at,
+                                              fo.c.attempt_id, fo.c.attempts_used, fo.c.attempts_allowed)
+                                    .where(fo.c.learner_key.in_(KEYS)), {"keys": judged}):
+                outcomes[(row[0], row[1])].append(domain.Outcome(*row[2:]))
+            for row in conn.execute(sa.select(fa.c.learner_key, fa.c.activity_id, fa.c.attempt_id)
+                                    .where(fa.c.learner_key.in_(KEYS)), {"keys": judged}):
+                started[(row[0], row[1])].add(row[2])
+        certified = {}
+        holders = [k for k in enrolled if k in certificates]
+        if holders:
+            lc = t.learner_certificates
+            certified = {(row.learner_key, row.programme_id): row for row in conn.execute(
+                sa.select(lc.c.learner_key, lc.c.programme_id, lc.c.number, lc.c.status, lc.c.issued_at)
+                .where(lc.c.learner_key.in_(KEYS)), {"keys": holders})}
         for enrolment in enrolments:
             programme = programmes.get(enrolment.programme_id)
             if programme is None:
                 continue
-            key = (enrolment.learner_key, programme.final_test)
-            verdict = domain.merge_verdicts(outcomes.get(key, []), started.get(key, set()))
-            progress = domain.summarise(list(programme.required_modules), programme.final_test,
-                                        activities.get(enrolment.learner_key, {}), verdict)
-            certificate = certificates.get((enrolment.learner_key, enrolment.programme_id))
-            updates.append({
-                "b_registration": enrolment.registration,
-                "modules_required": progress.modules_required, "modules_completed": progress.modules_completed,
-                "modules_completed_at": progress.modules_completed_at,
-                "first_activity_at": progress.first_activity_at, "last_activity_at": progress.last_activity_at,
-                "time_spent_seconds": progress.time_spent_seconds, "final_test_status": verdict.status,
-                "final_test_attempts": verdict.attempts, "final_test_best_score": verdict.best_score,
-                "final_test_decided_at": verdict.decided_at, "finished_at": progress.finished_at,
-                "certificate_number": certificate.number if certificate else None,
-                "certificate_status": certificate.status if certificate else None,
-                "certified_at": certificate.issued_at if certificate and certificate.status == VALID else None,
-            })
-        if updates:
-            conn.execute(le.update().where(le.c.registration == sa.bindparam("b_registration")), updates)
+            learner = enrolment.learner_key
+            old = {name: getattr(enrolment, name) for name in DERIVED_COLUMNS}
+            new = dict(old)
+            if learner in sums:
+                activities = {a: domain.Activity(s[0], s[1], s[2], s[3] / 1000) for a, s in sums[learner].items()}
+                progress = domain.summarise(list(programme.required_modules), programme.final_test, activities,
+                                            domain.Verdict(domain.NOT_ATTEMPTED))
+                new.update(modules_required=progress.modules_required, modules_completed=progress.modules_completed,
+                           modules_completed_at=progress.modules_completed_at,
+                           first_activity_at=progress.first_activity_at, last_activity_at=progress.last_activity_at,
+                           time_spent_seconds=progress.time_spent_seconds)
+            if learner in verdicts:
+                key = (learner, programme.final_test)
+                verdict = domain.merge_verdicts(outcomes.get(key, []), started.get(key, set()))
+                new.update(final_test_status=verdict.status, final_test_attempts=verdict.attempts,
+                           final_test_best_score=verdict.best_score, final_test_decided_at=verdict.decided_at)
+            if learner in certificates:
+                certificate = certified.get((learner, enrolment.programme_id))
+                new.update(certificate_number=certificate.number if certificate else None,
+                           certificate_status=certificate.status if certificate else None,
+                           certified_at=certificate.issued_at if certificate and certificate.status == VALID
+                           else None)
+            new["finished_at"] = domain.finished_at(new["modules_completed_at"], new["final_test_status"],
+                                                    new["final_test_decided_at"])
+            if new != old:
+                updates.append({"b_registration": enrolment.registration, **new})
+    if updates:
+        conn.execute(le.update().where(le.c.registration == sa.bindparam("b_registration")), updates)

@@ -76,17 +76,15 @@ def on_learner_withdrew(conn: Connection, statements: list[dict]) -> None:
 def on_learning_activity(conn: Connection, statements: list[dict]) -> None:
     """A player's or LMS's statement (via the LRS), or a final-test step: activity, and a
     verdict where the statement reports success."""
-    touched = (facts.record_voids(conn, statements) | facts.record_activity(conn, statements)
-               | facts.record_attempts(conn, statements) | facts.record_outcomes(conn, statements))
-    facts.refresh_learners(conn, touched)
+    facts.on_learning(conn, statements)
 
 
 def on_certificate_earned(conn: Connection, statements: list[dict]) -> None:
-    facts.refresh_learners(conn, facts.record_certificates(conn, statements, VALID))
+    facts.on_certificates(conn, statements, VALID)
 
 
 def on_certificate_revoked(conn: Connection, statements: list[dict]) -> None:
-    facts.refresh_learners(conn, facts.record_certificates(conn, statements, REVOKED))
+    facts.on_certificates(conn, statements, REVOKED)
 
 
 # Every event this service projects, in one place.
@@ -105,7 +103,8 @@ HANDLERS = {
 }
 
 READ_MODELS = [t.programmes, t.cohorts, t.learner_enrolments, t.learner_statements, t.voided_statements,
-               t.learner_activity_days, t.final_test_outcomes, t.final_test_attempts, t.learner_certificates]
+               t.learner_activities, t.learner_activity_days, t.final_test_outcomes, t.final_test_attempts,
+               t.learner_certificates]
 
 
 def projection(settings: Settings) -> Projection:

@@ -76,6 +76,23 @@ learner_statements = sa.Table(
     sa.Column("seconds", sa.Float, nullable=False),
 )
 
+# What each learner did on each activity, summed over their facts above (learner_statements):
+# kept up to date from each batch's new facts alone (services.progress.facts), so that a
+# learner's progress row costs the same on their 30th statement as on their first; derived
+# again from learner_statements for a learner a void takes a fact from, and for everyone at
+# the end of a rebuild.
+learner_activities = sa.Table(
+    "learner_activities", metadata,
+    sa.Column("learner_key", sa.String(64), primary_key=True),
+    sa.Column("activity_id", sa.String(500), primary_key=True),
+    sa.Column("first_at", UtcDateTime(), nullable=False),
+    sa.Column("last_at", UtcDateTime(), nullable=False),
+    sa.Column("completed_at", UtcDateTime(), nullable=True),
+    # Whole milliseconds (each statement's duration rounded half up): a sum that does not
+    # depend on the order the statements arrived in, as a float sum would.
+    sa.Column("milliseconds", sa.BigInteger, nullable=False),
+)
+
 # Statements an LRS voiding statement took back; kept so a void that arrives before the
 # statement it voids still wins.
 voided_statements = sa.Table(

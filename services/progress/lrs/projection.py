@@ -32,6 +32,9 @@ class AlsoStoredInLrs(Mapping):
 
     def __init__(self, handlers: Mapping):
         self._handlers = handlers
+        # One wrapper per inner handler: the runner gives consecutive records with the same
+        # handler to one call (the final test's started, scored and passed, say).
+        self._wrapped: dict = {}
 
     def __getitem__(self, event_type):
         inner = self._handlers.get(event_type)
@@ -40,7 +43,12 @@ class AlsoStoredInLrs(Mapping):
             if inner is None:
                 raise KeyError(event_type)
             return inner
+        if inner not in self._wrapped:
+            self._wrapped[inner] = self._wrap(inner)
+        return self._wrapped[inner]
 
+    @staticmethod
+    def _wrap(inner):
         def handle(conn: Connection, statements: list[dict]) -> None:
             if inner is not None:
                 inner(conn, statements)

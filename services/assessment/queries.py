@@ -10,6 +10,7 @@ from services.assessment.domain import RESULT_STATUSES, Attempt
 from shared import db
 from shared.errors import NotFound
 from shared.schemas import MAX_DB_INT
+from shared.vocabulary import ENROLLED, WITHDRAWN
 
 _r = t.learner_results
 
@@ -45,16 +46,24 @@ def learner_result(engine: Engine, registration: str) -> dict:
 
 
 def results(engine: Engine, scope: str, scope_id: str, args: dict) -> dict:
-    """A cohort's or programme's learners and their standing, with counts per status."""
+    """A cohort's or programme's learners and their standing, with counts per status.
+
+    Withdrawn learners count as withdrawn and nowhere else, as in every view of every
+    service (README, Progress): the status counts and the `status` filter are about the
+    learners still enrolled; `status=withdrawn` lists the others."""
     column = _r.c.cohort_id if scope == "cohort" else _r.c.programme_id
+    enrolled = _r.c.enrolment_status == ENROLLED
     query = sa.select(_r).where(column == scope_id)
-    if args.get("status"):
-        query = query.where(_r.c.status == args["status"])
+    if args.get("status") == WITHDRAWN:
+        query = query.where(_r.c.enrolment_status == WITHDRAWN)
+    elif args.get("status"):
+        query = query.where(_r.c.status == args["status"], enrolled)
     with db.reading(engine) as conn:
-        counted = dict(conn.execute(sa.select(_r.c.status, sa.func.count()).where(column == scope_id)
-                                    .group_by(_r.c.status)).all())
+        counted = dict(conn.execute(
+            sa.select(sa.case((enrolled, _r.c.status), else_=sa.literal(WITHDRAWN)), sa.func.count())
+            .where(column == scope_id).group_by(sa.case((enrolled, _r.c.status), else_=sa.literal(WITHDRAWN)))).all())
         listing = db.paged(conn, query.order_by(_r.c.registration), args)
-    return listing | {"counts": {status: counted.get(status, 0) for status in RESULT_STATUSES}}
+    return listing | {"counts": {status: counted.get(status, 0) for status in (*RESULT_STATUSES, WITHDRAWN)}}
 
 
 def latest_bank(engine: Engine, programme_id: str) -> dict:

@@ -6,6 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from services.assessment.domain import BEST, LAST, QUESTION_TYPES, RESULT_STATUSES
 from shared.schemas import PageArgs, Timestamp, WholeNumber, page_of
+from shared.vocabulary import WITHDRAWN
 
 ANSWER_DOC = {"description": "an option, a list of options (multiple choice) or true/false"}
 
@@ -137,7 +138,8 @@ class LearnerResultDetailSchema(LearnerResultSchema):
 
 
 class ResultListArgs(PageArgs):
-    status = fields.Str(validate=validate.OneOf(RESULT_STATUSES))
+    status = fields.Str(validate=validate.OneOf([*RESULT_STATUSES, WITHDRAWN]), metadata={
+        "description": "learners still enrolled with this result, or those withdrawn (`withdrawn`)"})
 
 
 class CloseExpiredSchema(Schema):
@@ -149,4 +151,5 @@ _ResultPage = page_of(LearnerResultSchema)
 
 class ResultPageSchema(_ResultPage):
     counts = fields.Dict(keys=fields.Str(), values=fields.Int(),
-                         metadata={"description": "learners per status, over the whole cohort or programme"})
+                         metadata={"description": "learners still enrolled per status, and those withdrawn "
+                                                  "(`withdrawn`), over the whole cohort or programme"})

@@ -144,7 +144,8 @@ class TargetLoop:
         def on_assign(client, partitions):
             while True:  # the database is the authority on what was delivered
                 try:
-                    client.incremental_assign(self._starting_points(partitions))
+                    # eager (range, as every consumer: shared.bus): the whole assignment
+                    client.assign(self._starting_points(partitions))
                     return
                 except Exception as exc:
                     log.warning("reading a target's offsets failed; will retry",

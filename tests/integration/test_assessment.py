@@ -172,7 +172,7 @@ def test_enrolment_to_passed_with_statements_and_read_models(deployment):
     assert [a["source"] for a in learner["attempts"]] == ["assessment"]
     cohort = env.client.get(f"/cohorts/{env.cohort['id']}/results?page_size=1", headers=AUTH).json
     assert cohort["total"] == 2 and len(cohort["items"]) == 1
-    assert cohort["counts"] == {"not_attempted": 1, "in_progress": 0, "passed": 1, "failed": 0}
+    assert cohort["counts"] == {"not_attempted": 1, "in_progress": 0, "passed": 1, "failed": 0, "withdrawn": 0}
     passed_only = env.client.get(f"/programmes/{env.programme['id']}/results?status=passed", headers=AUTH).json
     assert [r["registration"] for r in passed_only["items"]] == [env.registration]
     again = env.client.post("/attempts", headers=AUTH, json={"registration": env.registration})
@@ -216,7 +216,12 @@ def test_attempt_rules_over_http(deployment):
     late = env.client.post("/attempts", headers=AUTH, json={"registration": third})
     assert late.status_code == 403 and "deadline" in late.json["message"]
     counts = env.client.get(f"/cohorts/{env.cohort['id']}/results", headers=AUTH).json["counts"]
-    assert counts["failed"] == 1 and counts["not_attempted"] == 2
+    # The withdrawn learner counts as withdrawn, and nowhere else (as in progress's views).
+    assert (counts["failed"], counts["not_attempted"], counts["withdrawn"]) == (1, 1, 1)
+    listed = env.client.get(f"/cohorts/{env.cohort['id']}/results?status=not_attempted", headers=AUTH).json
+    assert [r["registration"] for r in listed["items"]] == [third]
+    listed = env.client.get(f"/cohorts/{env.cohort['id']}/results?status=withdrawn", headers=AUTH).json
+    assert [r["registration"] for r in listed["items"]] == [second]
 
 
 def test_attempt_racing_its_time_limit(deployment):

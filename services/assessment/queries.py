@@ -59,9 +59,12 @@ def results(engine: Engine, scope: str, scope_id: str, args: dict) -> dict:
     elif args.get("status"):
         query = query.where(_r.c.status == args["status"], enrolled)
     with db.reading(engine) as conn:
-        counted = dict(conn.execute(
-            sa.select(sa.case((enrolled, _r.c.status), else_=sa.literal(WITHDRAWN)), sa.func.count())
-            .where(column == scope_id).group_by(sa.case((enrolled, _r.c.status), else_=sa.literal(WITHDRAWN)))).all())
+        counted: dict[str, int] = {}
+        for enrolment_status, status, n in conn.execute(
+                sa.select(_r.c.enrolment_status, _r.c.status, sa.func.count()).where(column == scope_id)
+                .group_by(_r.c.enrolment_status, _r.c.status)):
+            key = status if enrolment_status == ENROLLED else WITHDRAWN
+            counted[key] = counted.get(key, 0) + n
         listing = db.paged(conn, query.order_by(_r.c.registration), args)
     return listing | {"counts": {status: counted.get(status, 0) for status in (*RESULT_STATUSES, WITHDRAWN)}}
 

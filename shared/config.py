@@ -11,6 +11,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from shared.secrets import SecretBox, keys_from
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("LEARNSTREAM_VAR_DIR", REPO_ROOT / "var"))
 
@@ -102,6 +104,8 @@ class Settings:
     # The key the LRS signs its `more` page tokens with; empty: a random one kept in the
     # progress database (services/progress/lrs/cursors.py says why either works).
     lrs_cursor_secret: str = field(default="", repr=False)
+    # Keys sealing the secrets a service stores (shared.secrets); empty: one kept under var/.
+    secret_keys: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, service: str, env=os.environ) -> Settings:
@@ -134,7 +138,12 @@ class Settings:
                 sqlite_busy_seconds=float(env.get("SQLITE_BUSY_TIMEOUT_SECONDS", "30")),
             ),
             lrs_cursor_secret=env.get("LRS_CURSOR_SECRET", ""),
+            secret_keys=env.get(f"{service.upper()}_SECRET_KEYS", ""),
         )
+
+    def secret_box(self) -> SecretBox:
+        """What seals and opens this service's stored secrets (shared.secrets)."""
+        return SecretBox(keys_from(self.secret_keys, VAR_DIR / "secrets" / f"{self.service}.key"))
 
     @property
     def public_url(self) -> str:

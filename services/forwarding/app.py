@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                     "at run time, each with its own offsets, capped backoff, per-learner order, a quarantine of "
                     "refused statements that can be replayed, and its lag (/forwarding, /metrics).",
         blueprints=[api.blp],
-        commands=ForwardingCommands(partial(SqlUnitOfWork, engine, None, settings.own_topic, ForwardingRepository)),
+        commands=ForwardingCommands(partial(SqlUnitOfWork, engine, None, settings.own_topic,
+                                            partial(ForwardingRepository, box=settings.secret_box()))),
     )
     return app

@@ -367,6 +367,7 @@ def supervise(settings: Settings, engine: Engine, stop: threading.Event, *, post
     catalog = ProjectionRunner(settings, engine, projections.projection(settings), t.consumer_offsets,
                                t.processed_statements)
     running: dict[str, tuple[int, threading.Event, threading.Thread]] = {}
+    box = settings.secret_box()
 
     def start(target: Target) -> None:
         own_stop = threading.Event()
@@ -393,7 +394,7 @@ def supervise(settings: Settings, engine: Engine, stop: threading.Event, *, post
         while not stop.is_set():
             try:
                 with db.reading(engine) as conn:
-                    wanted = {target.id: target for target in repository.targets(conn) if target.enabled}
+                    wanted = {target.id: target for target in repository.targets(conn, box) if target.enabled}
             except Exception as exc:
                 log.warning("reading the targets failed; will retry", extra={"error": repr(exc)})
                 stop.wait(SUPERVISE_SECONDS)

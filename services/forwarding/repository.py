@@ -1,7 +1,11 @@
 """Loading targets as domain objects, and the forwarder's writes (offsets are in forwarder.py).
 
-`ForwardingRepository` is what the operators' commands see through their unit of work."""
+`ForwardingRepository` is what the operators' commands see through their unit of work.
+A target's password is stored sealed (shared.secrets): sealed here on the way in, opened
+here on the way out, so nothing else ever handles the stored form."""
 from __future__ import annotations
+
+import logging
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -10,16 +14,28 @@ from services.forwarding import tables as t
 from services.forwarding.domain import Filter, Target
 from shared import db, xapi
 from shared.errors import NotFound
+from shared.secrets import SecretBox, SecretUnreadable
+
+log = logging.getLogger(__name__)
 
 
-def target_from_row(row) -> Target:
+def target_from_row(row, box: SecretBox) -> Target:
     return Target(id=row.id, name=row.name, url=row.url, xapi_version=row.xapi_version, username=row.username,
-                  password=row.password, filter=Filter.of(row.filter), enabled=row.enabled,
+                  password=box.open(row.password), filter=Filter.of(row.filter), enabled=row.enabled,
                   batch_size=row.batch_size, timeout_seconds=row.timeout_seconds, revision=row.revision)
 
 
-def targets(conn: Connection) -> list[Target]:
-    return [target_from_row(row) for row in conn.execute(sa.select(t.targets).order_by(t.targets.c.name))]
+def targets(conn: Connection, box: SecretBox) -> list[Target]:
+    """Every target whose password this process can open. One it cannot (its key left out
+    of a rotation) is left out and named in the log, so the others go on."""
+    out = []
+    for row in conn.execute(sa.select(t.targets).order_by(t.targets.c.name)):
+        try:
+            out.append(target_from_row(row, box))
+        except SecretUnreadable as exc:
+            log.error("not forwarding to a target whose password cannot be opened",
+                      extra={"target": row.name, "error": str(exc)})
+    return out
 
 
 def _status_row(target_id: str) -> dict:
@@ -91,8 +107,11 @@ class ForwardingRepository:
     """The targets and their quarantine inside one unit of work. A uniqueness the
     database enforces (a target's name) is reported as `Conflict`."""
 
-    def __init__(self, conn: Connection):
-        self.conn = conn
+    def __init__(self, conn: Connection, box: SecretBox):
+        self.conn, self.box = conn, box
+
+    def _sealed(self, values: dict) -> dict:
+        return values | {"password": self.box.seal(values["password"])} if "password" in values else values
 
     def require_target(self, target_id: str) -> None:
         if self.conn.execute(sa.select(t.targets.c.id).where(t.targets.c.id == target_id)).first() is None:
@@ -100,13 +119,13 @@ class ForwardingRepository:
 
     def add_target(self, row: dict) -> None:
         with db.unique_or_conflict(f"a target named {row['name']!r} exists already", "name"):
-            self.conn.execute(t.targets.insert().values(row))
+            self.conn.execute(t.targets.insert().values(self._sealed(row)))
 
     def change_target(self, target_id: str, values: dict) -> None:
         """New settings, a new revision, and a stopped target started again."""
         with db.unique_or_conflict(f"a target named {values['name']!r} exists already", "name"):
             self.conn.execute(t.targets.update().where(t.targets.c.id == target_id)
-                              .values(values | {"revision": t.targets.c.revision + 1}))
+                              .values(self._sealed(values) | {"revision": t.targets.c.revision + 1}))
         self.conn.execute(t.target_status.update().where(t.target_status.c.target_id == target_id)
                           .values(stopped=False))
 

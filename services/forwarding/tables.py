@@ -1,7 +1,7 @@
 """The forwarding database.
 
-State: the targets (with their credentials: this database is the only place they are
-kept), each target's own offsets per topic partition, its quarantine and its status (last
+State: the targets (with their credentials, sealed: this database is the only place they
+are kept), each target's own offsets per topic partition, its quarantine and its status (last
 error) as the forwarder last wrote it. Read models (READ_MODELS; rebuilt from the
 enrollment topic): the catalog of cohorts and enrolments that cohort and agency filters
 are decided with.
@@ -24,9 +24,10 @@ targets = sa.Table(
     sa.Column("url", sa.String(1000), nullable=False),
     sa.Column("xapi_version", sa.String(10), nullable=False),
     sa.Column("username", sa.String(300), nullable=False),
-    # Stored as given: the forwarder needs it in clear to authenticate. Never answered,
-    # never logged (services/forwarding/queries.py leaves it out; domain.Target hides it).
-    sa.Column("password", sa.String(1000), nullable=False),
+    # Sealed with a key this database never holds (shared.secrets; the repository seals
+    # and opens it): the forwarder needs it in clear to authenticate, so it cannot be a
+    # hash. Never answered, never logged (queries.py leaves it out; domain.Target hides it).
+    sa.Column("password", sa.String(2000), nullable=False),
     sa.Column("filter", sa.JSON, nullable=False),
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("batch_size", sa.Integer, nullable=False),

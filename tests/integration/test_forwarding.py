@@ -12,12 +12,14 @@ import time
 from collections import defaultdict
 
 import pytest
+import sqlalchemy as sa
 
 from services.forwarding import projections
 from services.forwarding import tables as ft
 from services.forwarding.domain import Filter
 from services.progress.lrs import auth as lrs_auth
 from shared import db, xapi
+from shared.secrets import SEALED
 from tests.support.brokers import REPO
 from tests.support.flows import AUTH, define_cohort, eventually, import_csv, learners_csv
 from tests.support.forwarding import TargetLrs, add_target, completed, lrs_headers
@@ -47,7 +49,7 @@ def _post(lrs, headers, statements):
     assert response.status_code == 200, response.json
 
 
-def test_the_api_checks_targets_and_never_shows_a_password(source, target):
+def test_the_api_checks_targets_and_never_shows_a_password(deployment, source, target):
     _, _, api = source
     assert api.get("/targets").status_code == 401
     created = add_target(api, target, "ministry", filter={"verbs": ["http://adlnet.gov/expapi/verbs/completed"]})
@@ -69,6 +71,11 @@ def test_the_api_checks_targets_and_never_shows_a_password(source, target):
     everything = str(api.get("/targets", headers=AUTH).json) + api.get("/forwarding", headers=AUTH).text
     assert target.secret not in everything and "ministry" in everything
     assert target.secret not in api.get("/openapi.json").text
+    # At rest it is sealed: the database (or a copy of it) holds no password.
+    engine = deployment.app("forwarding").config["LEARNSTREAM_ENGINE"]
+    with engine.connect() as conn:
+        stored = conn.scalar(sa.select(ft.targets.c.password).where(ft.targets.c.id == created["id"]))
+    assert stored.startswith(SEALED) and target.secret not in stored
     assert api.delete(f"/targets/{created['id']}", headers=AUTH).status_code == 204
     assert api.get("/targets", headers=AUTH).json["total"] == 0
 

@@ -5,39 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from shared import db
-from shared.service import load
+from tests.support.migrations import own_database, seeded_at_then_upgraded
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
 
 
-def _own_database(deployment, name: str) -> str:
-    """A database of this test's own beside the deployment's (same server or folder)."""
-    url = make_url(deployment.env["DATABASE_URL"])
-    if db.is_sqlite(url):
-        return url.set(database=url.database.replace("db.sqlite", f"{name}.sqlite")).render_as_string(False)
-    return url.set(database=f"{url.database}_{name}").render_as_string(hide_password=False)
-
-
-def _at_first_revision_with(url: str, service: str, rows: dict[str, list[dict]]) -> sa.Engine:
-    spec = load(service)
-    db.migrate(url, spec.migrations, revision="0001")
-    engine = db.create_engine(url)
-    with engine.begin() as conn:
-        for table, values in rows.items():
-            conn.execute(spec.metadata.tables[table].insert(), values)
-    db.migrate(url, spec.migrations)
-    return engine
-
-
 def test_enrollment_stores_enrolled_not_active(deployment):
-    url = _own_database(deployment, "enrollment_vocab")
+    url = own_database(deployment, "enrollment_vocab")
     common = dict(programme_id="p1", cohort_id="c1", name="Ana", email=None, account_home_page=None,
                   account_name=None, organisation="Tax office", enrolled_at=T0, deadline=T0,
                   withdrawal_reason=None)
-    engine = _at_first_revision_with(url, "enrollment", {
+    engine = seeded_at_then_upgraded(url, "enrollment", "0001", {
         "programmes": [dict(id="p1", code="DS1", title="Digital skills", required_modules=["https://x.test/m1"],
                             final_test="https://x.test/t", window_days=10, activity_id="https://x.test/p1",
                             created_at=T0)],
@@ -56,14 +36,14 @@ def test_enrollment_stores_enrolled_not_active(deployment):
 
 
 def test_assessment_failed_means_out_of_attempts_after_the_migration(deployment):
-    url = _own_database(deployment, "assessment_vocab")
+    url = own_database(deployment, "assessment_vocab")
 
     def result(registration, status, used):
         return dict(registration=registration, programme_id="p1", cohort_id="c1", learner_key=f"k-{registration}",
                     enrolment_status="active", attempts_used=used, best_score=0.1, latest_score=0.1,
                     counted_score=0.1, status=status, decided_at=T0)
 
-    engine = _at_first_revision_with(url, "assessment", {
+    engine = seeded_at_then_upgraded(url, "assessment", "0001", {
         "test_rules": [dict(programme_id="p1", max_attempts=2, counting="best", pass_mark=0.7, revision=1,
                             defined_at=T0)],
         "learner_results": [result("r-left", "failed", 1), result("r-out", "out_of_attempts", 2),

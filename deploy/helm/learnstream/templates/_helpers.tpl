@@ -35,6 +35,11 @@ env:
       secretKeyRef:
         name: {{ include "learnstream.secretName" . }}
         key: LEARNSTREAM_CREDENTIALS
+  - name: FORWARDING_SECRET_KEYS
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "learnstream.secretName" . }}
+        key: FORWARDING_SECRET_KEYS
   - name: DATABASE_PASSWORD
     valueFrom:
       secretKeyRef:

@@ -47,6 +47,18 @@ class Record:
                    message.headers() or [])
 
 
+def records(messages) -> list[Record]:
+    """The records of one `consume` call. An error in its place is the client's news (a
+    broker away, a topic not there yet), which it retries by itself: logged, not a record."""
+    out = []
+    for message in messages:
+        if message.error() is None:
+            out.append(Record.of(message))
+        else:
+            log.info("consumer error", extra={"error": str(message.error())})
+    return out
+
+
 class PublishFailed(Exception):
     """Some records of a batch were not acknowledged by every in-sync replica."""
 

@@ -317,7 +317,7 @@ class ProjectionRunner:
         consumer.subscribe(self.projection.topics, on_assign=on_assign)
         try:
             while not stop.is_set():
-                records = self._records(consumer.consume(self.settings.consumer_max_records, timeout=0.2))
+                records = bus.records(consumer.consume(self.settings.consumer_max_records, timeout=0.2))
                 if not records:
                     continue
                 try:
@@ -343,16 +343,6 @@ class ProjectionRunner:
         finally:
             consumer.close()
             self.close()
-
-    @staticmethod
-    def _records(messages) -> list[Record]:
-        records = []
-        for message in messages:
-            if message.error() is None:
-                records.append(Record.of(message))
-            else:  # the client retries by itself (a broker away, a topic not there yet)
-                log.info("consumer error", extra={"error": str(message.error())})
-        return records
 
     def _rewind(self, consumer, stop: threading.Event, backoff: _Backoff) -> None:
         """Back to the stored offsets on every partition held, after a backoff; reading

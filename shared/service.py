@@ -62,6 +62,18 @@ class ServiceSpec:
     # Commands of its own under `learnstream` (progress: lrs-credentials).
     commands: tuple[click.Command, ...] = ()
 
+    @property
+    def worker_parts(self) -> tuple[str, ...]:
+        """The worker's processes this service has: a relay if it has an outbox, projections
+        if it has read models, loops or timers (enrollment has no projections, forwarding
+        no relay: neither gets an idle process)."""
+        parts = []
+        if self.outbox is not None:
+            parts.append("relay")
+        if self.projection is not None or self.loops or self.timers:
+            parts.append("projections")
+        return tuple(parts)
+
     def topics(self, settings: Settings) -> list[str]:
         """Every topic this service touches: the one it produces, those it consumes, its dead letters."""
         topics = []

@@ -27,7 +27,6 @@ from pathlib import Path
 from shared import bus, db
 from shared.config import REPO_ROOT, VAR_DIR, Settings
 from shared.service import available, load
-from shared.worker import PARTS
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +168,7 @@ class Stack:
                 *concurrency, "--name", f"learnstream-{name}", f"services.{name}.app:create_app()"], web_env)
             # The relay in a process of its own: it must keep up with the web tier's commits
             # (on Kafka within a second) whatever the projections are busy with.
-            for part in PARTS:
+            for part in load(name).worker_parts:
                 # The web tier's metrics directory: its /metrics shows the worker's too
                 # (a projection retrying or stopped, dead letters, the relay's failures).
                 self._spawn(f"{name} {part}", [python, "-m", "shared.cli", "worker", name, "--only", part], web_env)

@@ -69,7 +69,23 @@ class UnitOfWork(Generic[R]):
         raise NotImplementedError
 
 
-class SqlUnitOfWork(UnitOfWork[R]):
+class _OnConnection(UnitOfWork[R]):
+    """A unit of work over a SQLAlchemy connection: committed events are staged in the
+    service's outbox table, for its own topic, on that connection (shared.outbox)."""
+
+    _conn: Connection | None
+    outbox_table: sa.Table | None
+    topic: str
+
+    def _stage(self, events: list[Event]) -> None:
+        if not events:
+            return
+        if self.outbox_table is None:
+            raise RuntimeError(f"a command published {len(events)} event(s) in a service without an outbox")
+        outbox.append(self._conn, self.outbox_table, self.topic, events)
+
+
+class SqlUnitOfWork(_OnConnection[R]):
     """A transaction on the service's database; committed events go to its outbox table,
     for its own topic, and the relay (shared.relay) publishes them afterwards. A service
     that publishes nothing (forwarding) has no outbox: `outbox_table` None.
@@ -91,10 +107,7 @@ class SqlUnitOfWork(UnitOfWork[R]):
         self.repo = self._repositories(self._conn)
 
     def _commit(self, events: list[Event]) -> None:
-        if events:
-            if self.outbox_table is None:
-                raise RuntimeError(f"a command published {len(events)} event(s) in a service without an outbox")
-            outbox.append(self._conn, self.outbox_table, self.topic, events)
+        self._stage(events)
         self._conn.commit()
 
     def _end(self) -> None:
@@ -103,7 +116,7 @@ class SqlUnitOfWork(UnitOfWork[R]):
             conn.close()  # rolls back a transaction still open
 
 
-class WithinTransaction(UnitOfWork[R]):
+class WithinTransaction(_OnConnection[R]):
     """A unit of work inside a transaction someone else owns and commits: a projection's
     batch, which issues certificates as part of applying the records (shared.consumer
     commits the batch with its offsets). `commit` stages the events in the outbox;
@@ -121,7 +134,7 @@ class WithinTransaction(UnitOfWork[R]):
         pass
 
     def _commit(self, events: list[Event]) -> None:
-        outbox.append(self._conn, self.outbox_table, self.topic, events)
+        self._stage(events)
 
     def _end(self) -> None:
         pass

@@ -158,7 +158,7 @@ class TargetLoop:
         try:
             while not stop.is_set():
                 self._replay_requested(stop)
-                records = ProjectionRunner._records(consumer.consume(self.settings.consumer_max_records, timeout=0.2))
+                records = bus.records(consumer.consume(self.settings.consumer_max_records, timeout=0.2))
                 try:
                     if records:
                         self.forward(records, stop)

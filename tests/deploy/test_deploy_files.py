@@ -33,11 +33,8 @@ KUBERNETES_VERSIONS = ("1.25.0", "1.37.0")
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1200)]
 
 
-def parts_of(service: str) -> list[str]:
-    """The worker parts a service has: a relay if it has an outbox, projections if it has read models."""
-    spec = load(service)
-    return [part for part, present in (("relay", spec.outbox is not None),
-                                       ("projections", spec.projection is not None)) if present]
+def parts_of(service: str) -> tuple[str, ...]:
+    return load(service).worker_parts
 
 
 @pytest.fixture(scope="session")

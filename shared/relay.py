@@ -33,13 +33,19 @@ PUBLISHED = Counter("learnstream_outbox_published_total", "Outbox rows published
 FAILURES = Counter("learnstream_outbox_publish_failures_total", "Failed publish attempts", ["service"])
 
 MAX_BACKOFF_S = 5.0
+# A relay that has failed to publish for this long hands its lease over and stands by as
+# long again: on a host cut off from the brokers but not from the database, holding on
+# would keep a healthy standby on another host from publishing anything.
+HANDOVER_AFTER_S = 30.0
 # Rows published but not yet marked, at most: beyond this the relay waits for the marks.
 MAX_UNMARKED = 50_000
 
 
 class Relay:
-    def __init__(self, settings: Settings, engine: Engine, outbox: sa.Table, producer_factory=None):
+    def __init__(self, settings: Settings, engine: Engine, outbox: sa.Table, producer_factory=None,
+                 handover_after: float = HANDOVER_AFTER_S):
         self.settings = settings
+        self.handover_after = handover_after
         self.engine = engine
         self.outbox = outbox
         self._producer_factory = producer_factory or (lambda: bus.Publisher(settings))
@@ -139,14 +145,29 @@ class Relay:
                 log.debug("error closing producer", exc_info=True)
         self._producer = None
 
+    def _hand_over(self, lease: RelayLease, stop: threading.Event) -> None:
+        """Let the lease go and stand by, so that a relay that can reach the brokers takes
+        it. What this one published and has not marked yet, the next one publishes again:
+        a duplicate on the bus, which consumers drop by statement id; never a gap."""
+        log.warning("cannot publish; handing this outbox over to another relay",
+                    extra={"failing_for_s": self.handover_after, "stand_by_s": self.handover_after})
+        lease.release()
+        stop.wait(self.handover_after)
+
     def run(self, stop: threading.Event) -> None:
         lease = RelayLease(self.engine, f"relay-{self.settings.service}")
         marker = threading.Thread(target=self._run_marker, name="relay-marker", daemon=True)
         marker.start()
         waiting_logged = False
         backoff = 0.1
+        failing_since: float | None = None  # since when publishing has failed, brokers away
+        attempt_started = time.monotonic()
         try:
             while not stop.is_set():
+                if failing_since is not None and time.monotonic() - failing_since > self.handover_after:
+                    self._hand_over(lease, stop)
+                    failing_since = None
+                    continue
                 try:
                     if not lease.holds():
                         if not waiting_logged:
@@ -158,8 +179,9 @@ class Relay:
                     if len(self._unmarked) > MAX_UNMARKED:
                         stop.wait(0.05)  # let the marks catch up
                         continue
+                    attempt_started = time.monotonic()
                     published = self.publish_batch()
-                    backoff = 0.1
+                    backoff, failing_since = 0.1, None
                     if published < self.settings.relay_batch_size:
                         # Caught up: let rows gather rather than publish them one or two at
                         # a time, which cost more CPU per row than the writes did.
@@ -172,6 +194,10 @@ class Relay:
                                 exc_info=not isinstance(exc, (bus.PublishFailed, KafkaException, SQLAlchemyError)))
                     if isinstance(exc, (bus.PublishFailed, KafkaException, BufferError)):
                         self._reset_producer()
+                        # Only the brokers: with the database away no relay can publish,
+                        # and the lease (PostgreSQL's session lock) is gone anyway.
+                        if lease.held and failing_since is None:
+                            failing_since = attempt_started
                     stop.wait(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF_S)
         finally:

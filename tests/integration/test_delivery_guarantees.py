@@ -1,6 +1,7 @@
 """Nothing is lost, nothing is counted twice: broker outages, consumer crashes, poison records."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -217,6 +218,39 @@ def test_only_one_relay_publishes_an_outbox_at_a_time(deployment):
         on_partition = [xapi.decode(r.value)["id"] for r in records if r.partition == partition]
         assert on_partition == [sid for sid in outbox_order if sid in set(on_partition)]  # in commit order
     engine.dispose()
+
+
+def test_a_relay_cut_off_from_the_brokers_hands_the_outbox_to_one_that_is_not(deployment):
+    """Two hosts' relays on one outbox: the lease holder can reach the database but no
+    broker. It lets the lease go, and the standby, which can, publishes every row."""
+    from shared.relay import Relay
+
+    settings = deployment.settings("enrollment")
+    engine = db.create_engine(settings.database_url)
+    enrollment = deployment.app("enrollment").test_client()
+    _, cohort = define_cohort(enrollment)
+    import_csv(enrollment, cohort["id"], learners_csv(50))
+    unreachable = dataclasses.replace(settings, kafka_bootstrap_servers="127.0.0.1:1")
+    cut_off = Relay(settings, engine, enrollment_tables.outbox, handover_after=2.0,
+                    producer_factory=lambda: bus.Publisher(unreachable, **{"message.timeout.ms": 1500}))
+    healthy = Relay(settings, engine, enrollment_tables.outbox)
+    stop = threading.Event()
+    threads = [threading.Thread(target=cut_off.run, args=(stop,), daemon=True)]
+    threads[0].start()
+    try:
+        time.sleep(1.0)  # the cut-off relay holds the lease first
+        assert _count(engine, enrollment_tables.outbox, enrollment_tables.outbox.c.published_at.is_(None)) == 52
+        threads.append(threading.Thread(target=healthy.run, args=(stop,), daemon=True))
+        threads[1].start()
+        records = read_topic(deployment.env["KAFKA_BOOTSTRAP_SERVERS"], settings.own_topic, expected=52, timeout=60)
+        assert len({xapi.decode(r.value)["id"] for r in records}) == 52
+        eventually(lambda: _count(engine, enrollment_tables.outbox,
+                                  enrollment_tables.outbox.c.published_at.is_(None)) == 0, 30)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        engine.dispose()
 
 
 def test_the_relay_publishes_while_another_writer_holds_the_outbox(deployment):

@@ -150,6 +150,24 @@ def test_timestamps_are_read_as_utc(text, expected):
     assert validation.parse_timestamp(text) == expected
 
 
+@pytest.mark.parametrize("text,expected", [
+    # The producers' own shape, which a faster path reads, and its near misses, which it must not.
+    ("2026-11-23T08:00:00.123Z", dt.datetime(2026, 11, 23, 8, 0, 0, 123000, tzinfo=dt.UTC)),
+    ("2026-11-23T08:00:00.12\u0661Z", None),  # an Arabic-Indic digit
+    ("\u0662026-11-23T08:00:00Z", None),
+    ("2026-02-30T08:00:00.123Z", None),
+    ("2026-11-23T08:00:00,123Z", None),
+    ("2026-11-23T08:00:00.123+00:00", dt.datetime(2026, 11, 23, 8, 0, 0, 123000, tzinfo=dt.UTC)),
+])
+def test_the_canonical_shape_and_its_near_misses(text, expected):
+    if expected is None:
+        with pytest.raises(Invalid):
+            validation.parse_timestamp(text)
+    else:
+        parsed = validation.parse_timestamp(text)
+        assert parsed == expected and parsed.utcoffset() == dt.timedelta(0)
+
+
 def test_durations_compare_to_hundredths():
     assert validation.comparable_duration("PT1.23456S") == "PT1.23S"
     assert validation.comparable({"result": {"duration": "PT1.2399S"}, "stored": "x"}) == \

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from services.forwarding import forwarder, tables
 from services.forwarding.app import create_app
+from services.forwarding.cli import forwarding
 from services.forwarding.projections import projection
 from shared.service import Loop, ServiceSpec
 
@@ -19,4 +20,5 @@ SERVICE = ServiceSpec(
     projection=projection,
     loops=(Loop("forwarder", forwarder.supervise),),
     loop_topics=forwarder.PRODUCERS,
+    commands=(forwarding,),
 )

@@ -13,12 +13,14 @@ from collections import defaultdict
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
 from services.forwarding import projections
 from services.forwarding import tables as ft
 from services.forwarding.domain import Filter
 from services.progress.lrs import auth as lrs_auth
 from shared import db, xapi
+from shared.cli import main as cli_main
 from shared.secrets import SEALED
 from tests.support.brokers import REPO
 from tests.support.flows import AUTH, define_cohort, eventually, import_csv, learners_csv
@@ -109,8 +111,17 @@ def test_a_refused_statement_is_quarantined_and_a_replay_after_the_fix_delivers_
     fixed = api.put(f"/targets/{created['id']}", headers=AUTH, json={
         "name": "ministry", "url": target.url, "username": target.key, "xapi_version": "2.0.0", "batch_size": 10})
     assert fixed.status_code == 200
-    assert api.post(f"/targets/{created['id']}/quarantine/replay", headers=AUTH,
-                    json={"statement_ids": [modern["id"]]}).json == {"requested": 1}
+    # From the operator's shell this time: the CLI sees and asks what the API does.
+    shell = CliRunner()
+    listed = shell.invoke(cli_main, ["forwarding", "quarantine", "ministry"], env=deployment.env)
+    assert listed.exit_code == 0 and "1 in quarantine" in listed.output and modern["id"] in listed.output
+    overview = shell.invoke(cli_main, ["forwarding", "targets"], env=deployment.env)
+    assert overview.exit_code == 0 and "quarantined 1" in overview.output and target.secret not in overview.output
+    unknown = shell.invoke(cli_main, ["forwarding", "replay", "nobody"], env=deployment.env)
+    assert unknown.exit_code == 2 and "no target named" in unknown.output
+    replayed = shell.invoke(cli_main, ["forwarding", "replay", "ministry", "--statement", modern["id"]],
+                            env=deployment.env)
+    assert replayed.exit_code == 0 and "1 statements marked for replay" in replayed.output, replayed.output
     eventually(lambda: modern["id"] in target.stored_ids(), message="the replayed statement delivered")
     eventually(lambda: api.get(f"/targets/{created['id']}/quarantine", headers=AUTH).json["total"] == 0)
     resolved = api.get(f"/targets/{created['id']}/quarantine?resolved=true", headers=AUTH).json["items"]

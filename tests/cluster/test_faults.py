@@ -144,3 +144,31 @@ def test_kafka_unreachable_from_an_app_host(healthy):
           f"drained {drained_s:.0f} s after")
     assert all(n > 0 for n in during.values()), f"commits stopped on a host while Kafka was away: {during}"
     cluster.assert_exact(tally)
+
+
+def test_a_relay_cut_off_from_kafka_hands_the_outbox_to_the_other_host(healthy):
+    """The lease holder reaches the database but no broker, for longer than the relay's
+    hand-over time (shared.relay.HANDOVER_AFTER_S): the other host's relay takes the
+    lease and drains the outbox while the first is still cut off."""
+    cut = _lease_host()
+    other = 2 if cut == 1 else 1
+    load = cluster.Load(cluster.lrs_targets(1, 2)).start()
+    time.sleep(8)
+    cluster.sh("block-kafka", f"app{cut}")
+    blocked_at = time.time()
+    try:
+        cluster.wait_until(lambda: cluster.lease_holders("progress") == {cluster.APP_HOSTS[other]}, 150,
+                           f"the lease handed to app{other}")
+        handed_over_s = time.time() - blocked_at
+        time.sleep(5)
+        load.stop()
+        # Still cut off: only the other host's relay can have published this.
+        cluster.wait_until(lambda: cluster.outbox_backlog() == 0, 180, "the outbox drained by the other host")
+        drained_s = time.time() - blocked_at
+    finally:
+        cluster.sh("unblock-kafka", f"app{cut}")
+    _no_server_errors(load)
+    tally = cluster.settle(load)
+    print(tally.summary(), f"lease handed over {handed_over_s:.0f} s after the cut; outbox drained "
+          f"{drained_s:.0f} s after it, the first host still cut off")
+    cluster.assert_exact(tally)

@@ -96,6 +96,9 @@ class Au:
             "registration": self.query["registration"]})
         assert got.status_code == 200, got.data
         self.launch_data = got.json
+        prefs = self.client.get("/xapi/agents/profile", headers=self.headers(), query_string={
+            "profileId": c.LEARNER_PREFERENCES, "agent": self.query["actor"]})
+        assert prefs.status_code == 404  # none yet; reading them lets initialized through (11.0.0.0-3)
         return self
 
     def headers(self):
@@ -217,7 +220,7 @@ def test_a_new_launch_abandons_the_open_session_and_waiver(ops, lrs):
     assert waiver.status_code == 201, waiver.data
     verbs, statements = _verbs(lrs, first["registration"])
     assert verbs[-3:] == ["waived", "satisfied", "satisfied"]
-    assert statements[-3]["context"]["extensions"][c.EXT_REASON] == "Tested Out"
+    assert statements[-3]["result"]["extensions"][c.EXT_REASON] == "Tested Out"
     assert {s["context"]["extensions"][c.EXT_SESSION] for s in statements[-3:]} == {waiver.json["session_id"]}
     again = ops.post(f"/cmi5/registrations/{first['registration']}/waivers", headers={"Authorization": OPS},
                      json={"au": 0, "reason": "Tested Out"})

@@ -183,11 +183,13 @@ class Cmi5Lms:
             made = self._supersede(conn, course, course_pk, registration, index, now)
             conn.execute(t.sessions.insert().values(
                 id=session_id, registration=registration, course=course_pk, au_index=index, launch_mode=launch_mode,
-                fetch_hash=_hash(fetch_secret), status="launched", launched_at=now,
+                fetch_hash=_hash(fetch_secret), status="launched", judged=False,
+                preferences_read=False, launched_at=now,
                 expires_at=now + timedelta(hours=SESSION_HOURS)))
-            made.append(st.launched(actor, au_obj, registration, session_id, au.id, now, launch_data, url))
-            # moveOn NotApplicable AUs are satisfied from the start: the first launch says so.
+            # moveOn is judged at registration (9.6.1.1-3): what NotApplicable AUs satisfy
+            # is said when the registration begins, before its first launched.
             made += self._satisfy(conn, course, course_pk, reg, _records(reg), actor, session_id, now)
+            made.append(st.launched(actor, au_obj, registration, session_id, au.id, now, launch_data, url))
             self._store(conn, made)
         return Launch(url, session_id, registration, activity_id)
 
@@ -322,6 +324,10 @@ class Cmi5Lms:
                 return  # xAPI's own answer for a missing agent (400)
             if not reading or agent_key(agent) != agent_key(session.actor):
                 raise store.Forbidden("cmi5 11.0.0.0-1: a session's credential only reads its learner's profile")
+            if params.get("profileId") == c.LEARNER_PREFERENCES:
+                with self.engine.begin() as conn:  # initialized may follow now (rules.Progress)
+                    conn.execute(t.sessions.update().where(t.sessions.c.id == session.id)
+                                 .values(preferences_read=True))
             return
         if reading and (path.endswith("/activities/profile") or path.endswith("/activities")
                         or path.endswith("/agents")):
@@ -357,7 +363,8 @@ class Cmi5Lms:
             records = _records(reg)
             record = records.get(au.id, moveon.AuRecord())
             progress = rules.Progress(initialized=row.status == "initialized", completed=record.completed,
-                                      passed=record.passed, failed=record.failed)
+                                      passed=record.passed, failed=record.failed, judged=row.judged,
+                                      preferences_read=row.preferences_read)
             for statement in statements:
                 try:
                     progress = rules.judge(statement, session, progress, method=method)
@@ -367,7 +374,8 @@ class Cmi5Lms:
             store.save_attachments(conn, [(sha2, ctype, content) for sha2, (ctype, content) in parts.items()])
             ids = store.store(conn, batch, outbox_table=self.outbox, topic=self.topic)
             status = "terminated" if progress.terminated else "initialized" if progress.initialized else row.status
-            conn.execute(t.sessions.update().where(t.sessions.c.id == row.id).values(status=status))
+            conn.execute(t.sessions.update().where(t.sessions.c.id == row.id)
+                         .values(status=status, judged=progress.judged))
             records[au.id] = moveon.AuRecord(completed=progress.completed, passed=progress.passed,
                                              failed=progress.failed, waived=record.waived)
             now = self.clock()

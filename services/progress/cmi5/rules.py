@@ -41,6 +41,8 @@ class Progress:
     completed: bool = False  # in the registration: at most once (9.3.0.0-2)
     passed: bool = False  # in the registration: at most once, and no failed after it (9.3.0.0-8)
     failed: bool = False
+    judged: bool = False  # this session sent passed or failed: once per session (9.3.0.0-2, -3)
+    preferences_read: bool = False  # the AU read cmi5LearnerPreferences, as it must before initialized
 
 
 def _ifi(agent: dict) -> dict:
@@ -101,6 +103,9 @@ def judge(statement: dict, session: Session, progress: Progress, *, method: str 
     if verb == c.INITIALIZED:
         if progress.initialized:
             raise Refused("9.3.2.0-3", "initialized is sent once per session")
+        if not progress.preferences_read:
+            raise Refused("11.0.0.0-3", "the AU reads the learner preferences (agent profile "
+                                        "cmi5LearnerPreferences) before it sends initialized")
         return replace(progress, initialized=True)
     if verb == c.TERMINATED:
         if "duration" not in result:
@@ -132,6 +137,9 @@ def _completed(result: dict, progress: Progress) -> Progress:
 
 def _judged(passed: bool, result: dict, extensions: dict, session: Session, progress: Progress) -> Progress:
     name = "passed" if passed else "failed"
+    if progress.judged and not progress.passed:
+        raise Refused("9.3.0.0-3" if passed else "9.3.0.0-2",
+                      "no passed after failed in a session" if passed else "failed is sent once per session")
     if progress.passed:
         raise Refused("9.3.0.0-2" if passed else "9.3.0.0-8",
                       "passed is sent once per registration" if passed else "no failed after passed")
@@ -147,13 +155,16 @@ def _judged(passed: bool, result: dict, extensions: dict, session: Session, prog
     if "raw" in score and "max" not in score:
         raise Refused("9.5.1.0-3", f"a raw score of {name} comes with max")
     if session.mastery_score is not None:
-        if extensions.get(c.EXT_MASTERY) != session.mastery_score:
-            raise Refused("9.6.3.2-2", f"{name} carries the masteryscore extension of the launch")
         scaled = score.get("scaled")
+        # The extension comes with the scaled score it was judged against (as AUs built on
+        # ADL's cmi5.js send it); when sent, it is the launch's.
+        if (scaled is not None or c.EXT_MASTERY in extensions) and \
+                extensions.get(c.EXT_MASTERY) != session.mastery_score:
+            raise Refused("9.6.3.2-2", f"{name} carries the masteryscore extension of the launch")
         if scaled is not None:
             below = Decimal(str(scaled)) < Decimal(str(session.mastery_score))
             if passed and below:
                 raise Refused("9.3.4.0-2", "passed needs a scaled score of at least the masteryScore")
             if not passed and not below:
                 raise Refused("9.3.5.0-2", "failed needs a scaled score below the masteryScore")
-    return replace(progress, passed=True) if passed else replace(progress, failed=True)
+    return replace(progress, judged=True, **{name: True})

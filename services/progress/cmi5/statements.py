@@ -67,5 +67,5 @@ def abandoned(actor: dict, au_obj: dict, registration: str, session_id: str, pub
 def waived(actor: dict, au_obj: dict, registration: str, session_id: str, publisher_id: str, now: datetime,
            reason: str) -> dict:
     return _statement(actor, c.WAIVED, au_obj,
-                      _context(registration, session_id, publisher_id, {c.EXT_REASON: reason}, moveon=True), now,
-                      {"success": True, "completion": True})
+                      _context(registration, session_id, publisher_id, moveon=True), now,
+                      {"success": True, "completion": True, "extensions": {c.EXT_REASON: reason}})

@@ -51,6 +51,8 @@ sessions = sa.Table(
     sa.Column("fetch_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("secret_hash", sa.String(64), nullable=True),
     sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("judged", sa.Boolean(), nullable=False, default=False),  # passed or failed sent in it
+    sa.Column("preferences_read", sa.Boolean(), nullable=False, default=False),  # rules.Progress says why
     sa.Column("launched_at", UtcDateTime(), nullable=False),
     sa.Column("expires_at", UtcDateTime(), nullable=False),
     sa.Index("ix_cmi5_sessions_registration", "registration", "au_index"),

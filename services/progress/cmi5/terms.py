@@ -34,7 +34,8 @@ EXT_LAUNCH_MODE = EXT + "launchmode"
 EXT_LAUNCH_URL = EXT + "launchurl"
 EXT_MOVE_ON = EXT + "moveon"
 EXT_LAUNCH_PARAMETERS = EXT + "launchparameters"
-EXT_REASON = EXT + "reason"
+# The waiver's reason is a result extension (9.3.7.0-2), not a context one.
+EXT_REASON = "https://w3id.org/xapi/cmi5/result/extensions/reason"
 
 TYPE_COURSE = "https://w3id.org/xapi/cmi5/activitytype/course"
 TYPE_BLOCK = "https://w3id.org/xapi/cmi5/activitytype/block"
@@ -45,3 +46,4 @@ LAUNCH_MODES = ("Normal", "Browse", "Review")
 # Launch parameters the LMS adds to an AU's URL: the AU's own URL may not hold them (8.1.0.0-6).
 LAUNCH_QUERY = ("endpoint", "fetch", "actor", "registration", "activityId")
 LAUNCH_DATA = "LMS.LaunchData"
+LEARNER_PREFERENCES = "cmi5LearnerPreferences"

@@ -160,6 +160,11 @@ def _version(xr: XRequest) -> None:
 def _authenticate(xr: XRequest, lrs: Lrs) -> None:
     header = xr.headers.get("Authorization", "")
     challenge = {"WWW-Authenticate": 'Basic realm="learnstream xAPI"'}
+    if xr.headers.get("Sec-Fetch-Mode", "navigate") != "navigate":
+        # A script's fetch() in a browser (only browsers send Sec-Fetch-Mode): a Basic
+        # challenge would open the browser's login dialog over the page and stall it, as
+        # it did a cmi5 AU trying a stale token. The script has its credentials already.
+        challenge = {}
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "basic" or not token:
         raise XError(401, "credentials required (HTTP Basic: LRS key and secret)", challenge)

@@ -56,6 +56,8 @@ def upgrade() -> None:
     sa.Column('fetch_hash', sa.String(length=64), nullable=False),
     sa.Column('secret_hash', sa.String(length=64), nullable=True),
     sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('judged', sa.Boolean(), nullable=False),
+    sa.Column('preferences_read', sa.Boolean(), nullable=False),
     sa.Column('launched_at', shared.db.UtcDateTime(timezone=True), nullable=False),
     sa.Column('expires_at', shared.db.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),

@@ -10,7 +10,8 @@ from services.progress.cmi5 import structure
 from services.progress.cmi5.structure import PackageError
 from services.progress.cmi5.terms import NS
 
-TEXTS = '<title><langstring lang="en">T</langstring></title><description><langstring lang="en">D</langstring></description>'
+TEXTS = ('<title><langstring lang="en">T</langstring></title>'
+         '<description><langstring lang="en">D</langstring></description>')
 
 
 def xml(body: str, course_id: str = "https://example.org/course", objectives: str = "") -> bytes:

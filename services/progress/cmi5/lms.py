@@ -396,7 +396,8 @@ class Cmi5Lms:
         for key in new:
             if key == moveon.COURSE:
                 made.append(st.satisfied(actor, self.course_activity_id(course_pk), c.TYPE_COURSE, course.title,
-                                         reg.registration, session_id, course.id, now))
+                                         reg.registration, session_id, course.id, now,
+                                         self.required_modules(course_pk, course)))
             else:
                 made.append(st.satisfied(actor, self.block_activity_id(course_pk, key), c.TYPE_BLOCK,
                                          blocks[key].title, reg.registration, session_id, key, now))

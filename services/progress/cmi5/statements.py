@@ -53,8 +53,11 @@ def launched(actor: dict, au_obj: dict, registration: str, session_id: str, publ
 
 
 def satisfied(actor: dict, activity_id: str, activity_type: str, title: dict, registration: str, session_id: str,
-              publisher_id: str, now: datetime) -> dict:
+              publisher_id: str, now: datetime, modules: list[str] | None = None) -> dict:
+    """`modules`: for the course, the programme modules it completes (progress counts them)."""
     obj = {"objectType": "Activity", "id": activity_id, "definition": {"type": activity_type, "name": title}}
+    if modules:
+        obj["definition"]["extensions"] = {xapi.EXT_MODULES: modules}
     return _statement(actor, c.SATISFIED, obj, _context(registration, session_id, publisher_id), now)
 
 

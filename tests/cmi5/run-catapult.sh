@@ -14,6 +14,7 @@ export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}
 export KAFKA_TOPIC_PREFIX=${KAFKA_TOPIC_PREFIX:-catapult.}
 PORT=${LMS_PORT:-8716}
 cd "$REPO"
+.venv/bin/python -c "import sys; from shared import db; db.ensure_database(sys.argv[1])" "$DATABASE_URL"
 CREDENTIAL=$(.venv/bin/learnstream lrs-credentials create --name catapult --scope all \
              | awk '/^key:/{k=$2} /^secret:/{s=$2} END{print k":"s}')
 .venv/bin/gunicorn -k gevent -w 1 --access-logfile "$WORK/access.log" -b "127.0.0.1:$PORT" "services.progress.app:create_app()" \

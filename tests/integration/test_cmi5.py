@@ -225,3 +225,33 @@ def test_a_new_launch_abandons_the_open_session_and_waiver(ops, lrs):
     again = ops.post(f"/cmi5/registrations/{first['registration']}/waivers", headers={"Authorization": OPS},
                      json={"au": 0, "reason": "Tested Out"})
     assert again.status_code == 409
+
+
+def test_a_session_past_its_time_is_abandoned_and_its_token_dies(app, ops, lrs):
+    from datetime import timedelta
+
+    from services.progress import tables
+    from services.progress.cmi5.lms import SESSION_HOURS, Cmi5Lms
+    from shared import xapi
+
+    course = _import(ops).json
+    launch = _launch(ops, course["id"]).json
+    au = Au(ops, launch["url"]).start()
+    assert au.send(au.statement(c.INITIALIZED)).status_code == 200
+    later = Cmi5Lms(app.config["LEARNSTREAM_ENGINE"], outbox=tables.outbox, topic="t",
+                    activity_base="https://learnstream.dev/xapi/activities/",
+                    clock=lambda: xapi.utc_now() + timedelta(hours=SESSION_HOURS, minutes=1))
+    assert later.expire_sessions() == 1
+    assert later.expire_sessions() == 0
+    assert _verbs(lrs, launch["registration"])[0] == ["launched", "initialized", "abandoned"]
+    assert au.send(au.statement("http://adlnet.gov/expapi/verbs/experienced")).status_code == 401
+    assert au.fetch()["error-code"] == "1"
+    assert ops.post("/cmi5/fetch/not-a-session.x").json["error-code"] == "3"
+
+
+def test_a_browser_script_gets_no_basic_challenge(ops):
+    """A challenge would open the browser's login dialog over the AU's page."""
+    bad = {"Authorization": "Basic " + base64.b64encode(b"nobody:wrong").decode(), "X-Experience-API-Version": V1}
+    assert "WWW-Authenticate" in ops.get("/xapi/statements", headers=bad).headers
+    scripted = ops.get("/xapi/statements", headers={**bad, "Sec-Fetch-Mode": "cors"})
+    assert scripted.status_code == 401 and "WWW-Authenticate" not in scripted.headers

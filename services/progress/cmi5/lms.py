@@ -144,7 +144,6 @@ class Cmi5Lms:
         registration = (registration or str(uuid.uuid4())).lower()
         if not validation.is_uuid(registration):
             raise DomainError("registration is a UUID", "registration")
-        self.expire_sessions()
         session_id, fetch_secret = str(uuid.uuid4()), secrets.token_urlsafe(24)
         activity_id = self.au_activity_id(course_pk, index)
         root = root_url.rstrip("/") + "/"
@@ -228,7 +227,8 @@ class Cmi5Lms:
             self._store(conn, [self._close(conn, course, row, now, always=True)])
 
     def expire_sessions(self) -> int:
-        """Sessions past their time are abandoned (their tokens already refuse)."""
+        """Sessions past their time are abandoned (their tokens already refuse): the
+        progress worker's timer (services.progress.service)."""
         now = self.clock()
         with self.engine.begin() as conn:
             rows = conn.execute(sa.select(t.sessions).where(

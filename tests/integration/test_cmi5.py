@@ -246,7 +246,7 @@ def test_a_session_past_its_time_is_abandoned_and_its_token_dies(app, ops, lrs):
     assert _verbs(lrs, launch["registration"])[0] == ["launched", "initialized", "abandoned"]
     assert au.send(au.statement("http://adlnet.gov/expapi/verbs/experienced")).status_code == 401
     assert au.fetch()["error-code"] == "1"
-    assert ops.post("/cmi5/fetch/not-a-session.x").json["error-code"] == "3"
+    assert ops.post("/cmi5/fetch/not-a-session.x").json["error-code"] == "2"
 
 
 def test_a_browser_script_gets_no_basic_challenge(ops):

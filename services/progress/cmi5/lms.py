@@ -62,6 +62,9 @@ class Cmi5Lms:
         self.engine, self.outbox, self.topic = engine, outbox, topic
         self.activity_base = activity_base.rstrip("/") + "/"
         self.clock = clock
+        # Course structures by course, parsed once per process for the sessions' requests
+        # (a structure never changes once imported; a 1,000-AU one takes milliseconds to parse).
+        self._structures: dict[str, structure.Course] = {}
 
     # --- the LMS's ids for a course's parts (stable: the same in every registration) ------
 
@@ -277,7 +280,7 @@ class Cmi5Lms:
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(t.sessions).where(t.sessions.c.id == session_id).with_for_update()).first()
             if row is None or not hmac.compare_digest(row.fetch_hash, _hash(secret)):
-                return {"error-code": "3", "error-text": "unknown fetch URL"}
+                return {"error-code": "2", "error-text": "unknown fetch URL"}
             if row.secret_hash is not None:
                 return {"error-code": "1", "error-text": "the auth token of this launch was already fetched"}
             if row.status not in _OPEN or row.expires_at < self.clock():
@@ -339,7 +342,12 @@ class Cmi5Lms:
             q = sa.select(t.sessions).where(t.sessions.c.id == session_id)
             row = conn.execute(q.with_for_update() if lock else q).first()
             reg = _registration(conn, row.registration, lock=lock)
-            course, _ = self.course_in(conn, row.course)
+            course = self._structures.get(row.course)
+            if course is None:
+                course, _ = self.course_in(conn, row.course)
+                if len(self._structures) >= 1_000:
+                    self._structures.clear()
+                self._structures[row.course] = course
             au = course.aus[row.au_index]
             session = rules.Session(id=row.id, actor=orjson.loads(reg.actor), registration=row.registration,
                                     activity_id=self.au_activity_id(row.course, row.au_index),

@@ -56,6 +56,7 @@ bench: bench-deps venv ## benchmarks (not part of make test); figures go to stdo
 	$(BIN)/python -m bench.lrs
 	$(BIN)/python -m bench.lrs_bulk
 	$(BIN)/python -m bench.forwarding
+	$(BIN)/python -m bench.cmi5
 
 deploy-check: venv ## the deployment files (image, compose, Helm chart) checked with pinned helm, kubernetes-validate, check-jsonschema
 	$(BIN)/pytest tests/deploy -m deploy

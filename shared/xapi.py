@@ -54,6 +54,9 @@ EXT_COHORT = f"{EXT}/cohort"
 EXT_DEADLINE = f"{EXT}/deadline"
 EXT_ORGANISATION = f"{EXT}/organisation"
 EXT_REASON = f"{EXT}/reason"
+# On a satisfied statement of a cmi5 course (its object's definition): the programme modules
+# the course stands for, each of which the satisfied course counts as completed.
+EXT_MODULES = f"{EXT}/modules"
 
 
 class InvalidStatement(Unprocessable, ValueError):

@@ -3,9 +3,17 @@ from pathlib import Path
 
 from services.progress import tables
 from services.progress.app import create_app
+from services.progress.cmi5.lms import Cmi5Lms
 from services.progress.lrs.cli import lrs_credentials
 from services.progress.projections import projection
-from shared.service import ServiceSpec
+from shared.service import ServiceSpec, Timer
+
+
+def abandon_expired_cmi5_sessions(settings, engine) -> int:
+    """cmi5 sessions open past their time are abandoned, whether or not anyone launches again."""
+    return Cmi5Lms(engine, outbox=tables.outbox, topic=settings.topic("lrs"),
+                   activity_base=settings.activity_base).expire_sessions()
+
 
 SERVICE = ServiceSpec(
     name="progress",
@@ -21,4 +29,5 @@ SERVICE = ServiceSpec(
     # serves them all from two processes, and lets their statement POSTs share commits.
     web_worker_class="gevent",
     commands=(lrs_credentials,),
+    timers=(Timer("abandon-expired-cmi5-sessions", abandon_expired_cmi5_sessions),),
 )

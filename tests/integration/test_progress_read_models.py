@@ -196,3 +196,18 @@ def test_a_voided_completion_stops_counting_whenever_the_void_arrives(runner, vo
     apply(runner, stream, batch=2)
     [row] = learner_rows(runner)
     assert row["modules_completed"] == 2 and row["modules_completed_at"] is None
+
+
+def test_a_satisfied_cmi5_course_completes_the_modules_it_stands_for(runner):
+    from services.progress.cmi5 import statements as cmi5_statements
+    from services.progress.cmi5 import terms
+
+    registration = s.new_id()
+    at = ISSUED + timedelta(days=1)
+    satisfied = cmi5_statements.satisfied(s.learner(1), "https://lms.test/cmi5/c1", terms.TYPE_COURSE, {"en": "C"},
+                                          registration, s.new_id(), "https://publisher.test/course", at,
+                                          modules=s.MODULES)
+    apply(runner, [s.enrolled(1, registration, COHORT, ISSUED, DEADLINE),
+                   (s.events.EventType.LRS_STATEMENT, satisfied)])
+    [row] = learner_rows(runner)
+    assert (row["modules_completed"], row["modules_completed_at"]) == (3, at)

@@ -34,6 +34,8 @@ class Client:
     key: str
     name: str
     scopes: frozenset[str]
+    # A cmi5 session's credential (deps.SessionHook): the session it is good for, else None.
+    session: str | None = None
 
     @property
     def authority(self) -> dict:

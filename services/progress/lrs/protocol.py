@@ -160,6 +160,11 @@ def _version(xr: XRequest) -> None:
 def _authenticate(xr: XRequest, lrs: Lrs) -> None:
     header = xr.headers.get("Authorization", "")
     challenge = {"WWW-Authenticate": 'Basic realm="learnstream xAPI"'}
+    if xr.headers.get("Sec-Fetch-Mode", "navigate") != "navigate":
+        # A script's fetch() in a browser (only browsers send Sec-Fetch-Mode): a Basic
+        # challenge would open the browser's login dialog over the page and stall it, as
+        # it did a cmi5 AU trying a stale token. The script has its credentials already.
+        challenge = {}
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "basic" or not token:
         raise XError(401, "credentials required (HTTP Basic: LRS key and secret)", challenge)
@@ -167,7 +172,10 @@ def _authenticate(xr: XRequest, lrs: Lrs) -> None:
         key, _, secret = base64.b64decode(token.strip()).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         raise XError(401, "malformed credentials", challenge) from None
-    client = auth.authenticate(lrs.engine, key, secret)
+    if lrs.sessions is not None and lrs.sessions.owns(key):
+        client = lrs.sessions.authenticate(key, secret)  # a cmi5 session's token (deps.SessionHook)
+    else:
+        client = auth.authenticate(lrs.engine, key, secret)
     if client is None:
         raise XError(401, "unknown key or wrong secret", challenge)
     xr.client = client
@@ -211,6 +219,9 @@ def answer(lrs: Lrs, environ: dict, handler: Handler, *, needs_auth: bool = True
             answer_v2 = xr.version == V2
             if xr.client is not None:
                 _last_version[xr.client.key] = xr.version
+        if xr.client is not None and xr.client.session is not None:
+            # A session's token reaches only what its session may (lrs.sessions says).
+            lrs.sessions.admit(xr.client, xr.method, environ.get("PATH_INFO", ""), xr.params)
         response = handler(lrs, xr)
     except Invalid as exc:
         response = error(400, str(exc))

@@ -71,7 +71,13 @@ def _post_statements(lrs: Lrs, xr: p.XRequest, put_id: str | None) -> Response:
     if not batch:  # an empty array: nothing to store (an empty INSERT was a 500, found by fuzzing)
         att.check_parts(batch, parts)
         return p.json_response([])
-    if len(batch) <= store.CHUNK:
+    if client.session is not None:
+        # A cmi5 session's statements: judged against its session by the LMS, which stores
+        # them with its own in one transaction (deps.SessionHook).
+        _validated(batch, parts, xr.version)
+        ids = lrs.sessions.store(client, batch, lambda: _rows(batch, xr.version, client, lrs.topic), parts,
+                                 "PUT" if put_id is not None else "POST")
+    elif len(batch) <= store.CHUNK:
         rows = _prepared(batch, parts, xr.version, client, lrs.topic)
         # Committed together with whatever other requests this process is writing now.
         ids = lrs.writer.submit((rows, parts))
@@ -90,6 +96,11 @@ def _prepared(batch: list[dict], parts: dict, version: str, client: auth.Client,
               pause=None) -> store.Batch:
     """The request's statements checked and turned into rows, or Invalid; `pause()`
     between slices of the work, if given."""
+    _validated(batch, parts, version, pause)
+    return _rows(batch, version, client, topic, pause)
+
+
+def _validated(batch: list[dict], parts: dict, version: str, pause=None) -> None:
     for i, statement in enumerate(store.paced(batch, pause)):
         path = f"statement[{i}]" if len(batch) > 1 else "statement"
         if xapi.too_deep(statement):  # before anything else looks at it (shared.xapi.MAX_DEPTH)
@@ -97,6 +108,9 @@ def _prepared(batch: list[dict], parts: dict, version: str, client: auth.Client,
         validation.statement(statement, version, path)
     att.check_parts(batch, parts)
     signatures.verify_all(batch, parts)
+
+
+def _rows(batch: list[dict], version: str, client: auth.Client, topic: str, pause=None) -> store.Batch:
     now = xapi.utc_now()
     authority = client.authority
     for statement in store.paced(batch, pause):  # prepare sets the authority from the credentials (xAPI 2.4.9)

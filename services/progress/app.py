@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None, clock=xapi.utc_now) -> Flask:
     app = create_service_app(
         settings, engine, title="learnstream progress",
         description="Learner and cohort progress, projected from the learnstream topics.",
-        blueprints=[blp],
+        accounts=tables.accounts, audit_log=tables.audit_log, blueprints=[blp],
     )
     app.extensions["progress_clock"] = clock
     # The xAPI LRS (its own auth, errors and content types), given what it needs.

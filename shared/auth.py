@@ -192,6 +192,15 @@ def protect(blueprint) -> None:
         return None
 
 
+def require_cohort(cohort_id: str | None) -> None:
+    """403 unless the request's principal may act for learners of this cohort (an LMS
+    client: only the cohorts it is granted; None, an enrolment not known: refused)."""
+    principal = current_principal()
+    granted = None if principal is None else principal.cohorts
+    if granted is not None and cohort_id not in granted:
+        abort(403, message="this LMS client is not granted the cohort of this enrolment")
+
+
 def visible_units() -> frozenset[str] | None:
     """The units the request's principal may see (None: every unit)."""
     principal = current_principal()

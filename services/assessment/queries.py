@@ -94,3 +94,18 @@ def final_test(engine: Engine, programme_id: str) -> dict:
     if row is None:
         raise NotFound(f"programme {programme_id} has no final test defined")
     return row._asdict()
+
+
+def cohort_of_registration(engine: Engine, registration: str) -> str | None:
+    """The cohort of an enrolment, as enrollment told it (None: not known)."""
+    with db.reading(engine) as conn:
+        return conn.execute(sa.select(t.known_enrolments.c.cohort_id)
+                            .where(t.known_enrolments.c.registration == registration)).scalar()
+
+
+def cohort_of_attempt(engine: Engine, attempt_id: str) -> str | None:
+    with db.reading(engine) as conn:
+        enrolment = t.known_enrolments
+        joined = t.attempts.join(enrolment, enrolment.c.registration == t.attempts.c.registration)
+        return conn.execute(sa.select(enrolment.c.cohort_id).select_from(joined)
+                            .where(t.attempts.c.id == attempt_id)).scalar()

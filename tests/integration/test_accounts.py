@@ -113,7 +113,8 @@ def test_an_agency_operator_sees_nothing_of_other_units_in_enrollment(deployment
     assert hidden.status_code == 404 and "example.org" not in hidden.text
     assert client.get(f"/enrolments?cohort_id={theirs['id']}", headers=UNIT_AUTH).json["items"] == []
     # An operator of several units (by agency or by province) sees each of them.
-    made = client.post("/accounts", headers=AUTH, json={"role": "agency_operator", "units": ["Revenue agency", "South"]})
+    made = client.post("/accounts", headers=AUTH,
+                       json={"role": "agency_operator", "units": ["Revenue agency", "South"]})
     both = _basic(made.json["key"], made.json["secret"])
     seen = eventually(lambda: client.get("/cohorts", headers=both).json.get("items"), timeout=10)
     assert {c["id"] for c in seen} == {ours["id"], theirs["id"]}

@@ -111,6 +111,14 @@ class AccountDirectory:
         stored = None if account is None or account.disabled else account.secret_hash
         return principal if self.verified.check(key, secret, stored) else None
 
+    def account_check(self, key: str, secret: str) -> tuple[bool, Principal | None]:
+        """For a caller with keys of its own (the LRS's clients): whether `key` is an
+        account's (bootstrap keys are not), and if so its principal when the secret is right."""
+        found = self._accounts().get(key)
+        if found is None:
+            return False, None
+        return True, self.check(key, secret)
+
     def principal(self, key: str) -> Principal | None:
         found = self._accounts().get(key)
         if found is not None:

@@ -7,7 +7,7 @@ from services.progress import tables
 from services.progress.api import blp
 from services.progress.lrs import web as lrs_web
 from services.progress.lrs.deps import Lrs
-from shared import db, xapi
+from shared import auth, db, xapi
 from shared.config import Settings
 from shared.http import create_service_app
 from shared.logs import configure_logging
@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None, clock=xapi.utc_now) -> Flask:
     app.extensions["progress_clock"] = clock
     # The xAPI LRS (its own auth, errors and content types), given what it needs.
     lrs = Lrs.create(engine, outbox=tables.outbox, topic=settings.topic("lrs"),
-                     cursor_secret=settings.lrs_cursor_secret)
+                     cursor_secret=settings.lrs_cursor_secret, accounts=app.extensions[auth.EXTENSION])
     app.register_blueprint(lrs_web.blueprint(lrs))
     # Statement POSTs skip Flask's request machinery.
     app.wsgi_app = lrs_web.StatementIngest(lrs, app.wsgi_app, settings.service)

@@ -163,3 +163,32 @@ def test_the_cli_creates_changes_rotates_and_disables(deployment, monkeypatch):
     assert "accounts" in runner.invoke(main, ["--help"]).output
     client = deployment.app("enrollment").test_client()
     assert client.get("/accounts/cli-north", headers=AUTH).json["version"] == 4
+
+
+def test_an_lms_client_account_is_an_lrs_client_with_its_scopes(deployment):
+    engine = db.create_engine(deployment.settings("progress").database_url)
+    table = load("progress").metadata.tables["accounts"]
+    lms = accounts.new_account("lms-x", "Portal", "portal-secret", "test", xapi.utc_now(), role="lms_client",
+                               scopes=["statements/write"])
+    auditor = accounts.new_account("aud-x", "Audit", "audit-secret", "test", xapi.utc_now(), role="auditor")
+    try:
+        with engine.begin() as conn:
+            account_tables.store(conn, table, [lms, auditor])
+        client = deployment.app("progress").test_client()
+        statement = {"actor": {"mbox": "mailto:a@example.org"},
+                     "verb": {"id": "http://adlnet.gov/expapi/verbs/progressed"},
+                     "object": {"id": "https://content.example.org/m/1"}}
+        xapi_headers = {"X-Experience-API-Version": "1.0.3"}
+        lms_auth = _basic("lms-x", "portal-secret") | xapi_headers
+        posted = client.post("/xapi/statements", json=statement, headers=lms_auth)
+        assert posted.status_code == 200, posted.text
+        read = client.get("/xapi/statements", headers=lms_auth)
+        assert read.status_code == 403 and "scope" in read.text
+        assert client.post("/xapi/statements", json=statement,
+                           headers=_basic("aud-x", "audit-secret") | xapi_headers).status_code == 401
+        with engine.begin() as conn:
+            account_tables.store(conn, table, [accounts.changed(lms, "test", xapi.utc_now(), disabled=True)])
+        eventually(lambda: client.post("/xapi/statements", json=statement, headers=lms_auth).status_code == 401,
+                   timeout=10, message="disabled at the LRS")
+    finally:
+        engine.dispose()

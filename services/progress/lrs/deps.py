@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from services.progress.lrs import cursors, store
+from shared.auth import AccountDirectory
 from shared.group_commit import GroupCommitter
 
 
@@ -28,14 +29,19 @@ class Lrs:
     topic: str
     # LRS_CURSOR_SECRET, or "" for the key kept in the database (cursors.py).
     cursor_secret: str = ""
+    # The accounts every service checks (shared.auth): an LMS client's account is an LRS
+    # client too, with its xAPI scopes (auth.authenticate).
+    accounts: AccountDirectory | None = None
 
     @classmethod
-    def create(cls, engine: Engine, *, outbox: sa.Table, topic: str, cursor_secret: str = "") -> Lrs:
+    def create(cls, engine: Engine, *, outbox: sa.Table, topic: str, cursor_secret: str = "",
+               accounts: AccountDirectory | None = None) -> Lrs:
         """The LRS of one app: one group committer per process and database."""
         write = functools.partial(store.store_requests, outbox_table=outbox, topic=topic)
         writer = GroupCommitter(engine, write, name="lrs", size=lambda job: len(job[0].rows),
                                 max_size=store.CHUNK)
-        return cls(engine=engine, writer=writer, outbox=outbox, topic=topic, cursor_secret=cursor_secret)
+        return cls(engine=engine, writer=writer, outbox=outbox, topic=topic, cursor_secret=cursor_secret,
+                   accounts=accounts)
 
     def cursor_key(self) -> bytes:
         """The key `more` page tokens are signed with (cursors.signing_key)."""

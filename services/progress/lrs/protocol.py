@@ -167,7 +167,7 @@ def _authenticate(xr: XRequest, lrs: Lrs) -> None:
         key, _, secret = base64.b64decode(token.strip()).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         raise XError(401, "malformed credentials", challenge) from None
-    client = auth.authenticate(lrs.engine, key, secret)
+    client = auth.authenticate(lrs.engine, key, secret, lrs.accounts)
     if client is None:
         raise XError(401, "unknown key or wrong secret", challenge)
     xr.client = client

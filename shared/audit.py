@@ -1,5 +1,6 @@
 """The audit trail: every change an operator or client makes through a service's API
-(POST, PUT, PATCH, DELETE answered with success) is recorded once in that service's
+(POST, PUT, PATCH, DELETE answered with success), and every change made with
+`learnstream accounts`, is recorded once in that service's
 `audit_log` (shared.account_tables): who (key and role), what (the route and the ids in
 its path), when, from where (the client's address), and the answer's status. Never a
 body: bodies carry learner data and secrets.
@@ -30,16 +31,22 @@ CHANGES = ("POST", "PUT", "PATCH", "DELETE")
 COLUMNS = ["id", "at", "actor", "role", "action", "target", "status", "remote_addr"]
 
 
+def write(engine: Engine, table: sa.Table, *, actor: str, role: str, action: str, target: dict,
+          status: int, remote_addr: str | None) -> None:
+    """One row of the trail, in a transaction of its own."""
+    row = {"at": xapi.utc_now(), "actor": actor, "role": role, "action": action,
+           "target": ", ".join(f"{name}={value}" for name, value in sorted(target.items()))[:1000],
+           "status": status, "remote_addr": remote_addr}
+    with engine.begin() as conn:
+        conn.execute(table.insert().values(**row))
+
+
 def record(engine: Engine, table: sa.Table, status: int) -> None:
     """One row for the change this request made (its principal is in g)."""
     principal = g.get("principal")
     rule = request.url_rule.rule if request.url_rule else request.path
-    target = ", ".join(f"{name}={value}" for name, value in sorted((request.view_args or {}).items()))
-    row = {"at": xapi.utc_now(), "actor": principal.key, "role": principal.role,
-           "action": f"{request.method} {rule}", "target": target[:1000], "status": status,
-           "remote_addr": request.remote_addr}
-    with engine.begin() as conn:
-        conn.execute(table.insert().values(**row))
+    write(engine, table, actor=principal.key, role=principal.role, action=f"{request.method} {rule}",
+          target=request.view_args or {}, status=status, remote_addr=request.remote_addr)
 
 
 def install(app: Flask, engine: Engine, table: sa.Table, blueprint_names: set[str]) -> None:

@@ -4,6 +4,7 @@ goes through the same commands as the admin API, so it reaches every service ove
 accounts topic once enrollment's relay runs (`learnstream worker enrollment`)."""
 from __future__ import annotations
 
+import getpass
 import json
 from functools import partial
 
@@ -13,7 +14,7 @@ from services.enrollment import queries
 from services.enrollment import tables as t
 from services.enrollment.account_commands import AccountCommands
 from services.enrollment.repository import AccountRepository
-from shared import db
+from shared import audit, db
 from shared.accounts import LOCALES, ROLES, XAPI_SCOPES
 from shared.config import Settings
 from shared.errors import DomainError
@@ -23,15 +24,22 @@ from shared.unit_of_work import SqlUnitOfWork
 CLI_OPERATOR = "cli"
 
 
-def _run(action):
-    """Run `action(commands, engine)` against enrollment's database, migrated first."""
+def _run(action, audited: str | None = None, key: str | None = None):
+    """Run `action(commands, engine)` against enrollment's database, migrated first; a
+    change (`audited`: what it is) goes in enrollment's audit trail, by `cli:<OS user>`."""
     settings = Settings.from_env("enrollment")
     db.migrate(settings.database_url, load("enrollment").migrations)
     engine = db.create_engine(settings.database_url, timeouts=settings.database_timeouts)
     try:
         commands = AccountCommands(partial(SqlUnitOfWork, engine, t.outbox, settings.topic("accounts"),
                                            AccountRepository))
-        return action(commands, engine)
+        result = action(commands, engine)
+        if audited is not None:
+            account = result[0] if isinstance(result, tuple) else result
+            audit.write(engine, t.audit_log, actor=f"{CLI_OPERATOR}:{getpass.getuser()}", role="cli",
+                        action=f"learnstream accounts {audited}", target={"key": key or account.key},
+                        status=0, remote_addr="local")
+        return result
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
     finally:
@@ -89,7 +97,7 @@ def list_accounts(as_json):
 def create(role, key, display_name, units, cohorts, scopes, locale):
     data = {"role": role, "key": key, "display_name": display_name, "units": list(units) or None,
             "cohorts": list(cohorts) or None, "scopes": list(scopes), "locale": locale}
-    account, secret = _run(lambda commands, _: commands.create(data, CLI_OPERATOR))
+    account, secret = _run(lambda commands, _: commands.create(data, CLI_OPERATOR), "create")
     _show(account.as_public(), secret)
 
 
@@ -108,17 +116,17 @@ def change(key, role, display_name, units, cohorts, scopes, locale):
                                                ("scopes", list(scopes))) if value}
     if not changes:
         raise click.UsageError("nothing to change: give --role, --name, --unit, --cohort, --scope or --locale")
-    _show(_run(lambda commands, _: commands.change(key, changes, CLI_OPERATOR)).as_public())
+    _show(_run(lambda commands, _: commands.change(key, changes, CLI_OPERATOR), "change", key).as_public())
 
 
 @accounts_cli.command("rotate", help="Give an account a new secret (shown once); the old one stops working.")
 @click.argument("key")
 def rotate(key):
-    account, secret = _run(lambda commands, _: commands.rotate_secret(key, CLI_OPERATOR))
+    account, secret = _run(lambda commands, _: commands.rotate_secret(key, CLI_OPERATOR), "rotate", key)
     _show(account.as_public(), secret)
 
 
 @accounts_cli.command("disable", help="Disable an account: every service refuses its key within seconds.")
 @click.argument("key")
 def disable(key):
-    _show(_run(lambda commands, _: commands.disable(key, CLI_OPERATOR)).as_public())
+    _show(_run(lambda commands, _: commands.disable(key, CLI_OPERATOR), "disable", key).as_public())

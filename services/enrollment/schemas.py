@@ -99,25 +99,22 @@ _NAMES = fields.List(fields.Str(validate=validate.Length(min=1, max=200)), allow
                      validate=validate.Length(max=500))
 
 
-class AccountInSchema(Schema):
-    key = fields.Str(validate=[validate.Length(min=3, max=64),
-                               validate.Regexp(r"^[A-Za-z0-9_.@-]+$", error="letters, digits, _ . @ - only")],
-                     metadata={"description": "chosen by the server when not given"})
-    role = fields.Str(required=True, validate=validate.OneOf(ROLES))
-    display_name = fields.Str(validate=validate.Length(min=1, max=200))
-    units = _NAMES
-    cohorts = _NAMES
-    scopes = fields.List(fields.Str(validate=validate.OneOf(XAPI_SCOPES)), validate=validate.Length(max=20))
-    locale = fields.Str(allow_none=True, validate=validate.OneOf(LOCALES))
-
-
 class AccountChangeSchema(Schema):
+    """What may change; what is not given stays."""
+
     role = _ROLE
     display_name = fields.Str(validate=validate.Length(min=1, max=200))
     units = _NAMES
     cohorts = _NAMES
     scopes = fields.List(fields.Str(validate=validate.OneOf(XAPI_SCOPES)), validate=validate.Length(max=20))
     locale = fields.Str(allow_none=True, validate=validate.OneOf(LOCALES))
+
+
+class AccountInSchema(AccountChangeSchema):
+    key = fields.Str(validate=[validate.Length(min=3, max=64),
+                               validate.Regexp(r"^[A-Za-z0-9_.@-]+$", error="letters, digits, _ . @ - only")],
+                     metadata={"description": "chosen by the server when not given"})
+    role = fields.Str(required=True, validate=validate.OneOf(ROLES))
 
 
 class AccountSchema(Schema):

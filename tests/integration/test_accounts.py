@@ -163,6 +163,11 @@ def test_the_cli_creates_changes_rotates_and_disables(deployment, monkeypatch):
     assert "accounts" in runner.invoke(main, ["--help"]).output
     client = deployment.app("enrollment").test_client()
     assert client.get("/accounts/cli-north", headers=AUTH).json["version"] == 4
+    trail = client.get("/audit", headers=AUTH).json["items"]
+    assert [(e["action"], e["target"], e["remote_addr"]) for e in trail] == [
+        (f"learnstream accounts {what}", "key=cli-north", "local")
+        for what in ("create", "change", "rotate", "disable")]
+    assert all(e["actor"].startswith("cli:") for e in trail)
 
 
 def test_an_lms_client_account_is_an_lrs_client_with_its_scopes(deployment):

@@ -105,6 +105,10 @@ ENDPOINTS: dict[str, dict[str, str]] = {
 # The routes that show an agency operator only their units; every other route refuses them.
 UNIT_AWARE: dict[str, frozenset[str]] = {
     "progress": frozenset(route for route, permission in ENDPOINTS["progress"].items() if permission == READ),
+    "certification": frozenset({"GET /certificates", "GET /certificates/<certificate_id>",
+                                "GET /certificates/<certificate_id>.pdf", "GET /cohorts/<cohort_id>/certificates.csv",
+                                "GET /cohorts/<cohort_id>/certificates.zip", "GET /standings",
+                                "GET /programmes/<programme_id>/rules"}),
     "enrollment": frozenset({"GET /programmes", "GET /programmes/<programme_id>", "GET /cohorts",
                              "GET /cohorts/<cohort_id>", "GET /enrolments", "GET /enrolments/<enrolment_id>"}),
 }

@@ -39,7 +39,8 @@ def _programme(programme: catalog.Programme) -> dict:
 
 
 def _cohort(cohort: catalog.Cohort) -> dict:
-    return {"id": cohort.id, "programme_id": cohort.programme_id, "name": cohort.name, "agency": cohort.agency}
+    return {"id": cohort.id, "programme_id": cohort.programme_id, "name": cohort.name, "agency": cohort.agency,
+            "province": cohort.province}
 
 
 def _decide(settings: Settings, conn: Connection, learner_keys) -> None:

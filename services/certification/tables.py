@@ -88,6 +88,7 @@ cohorts = sa.Table(
     sa.Column("programme_id", sa.String(36), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("agency", sa.String(200), nullable=True),
+    sa.Column("province", sa.String(200), nullable=True),
 )
 
 learner_enrolments = sa.Table(

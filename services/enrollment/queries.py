@@ -36,7 +36,7 @@ def programme(engine: Engine, programme_id: str) -> dict:
 
 def _in_units(units: frozenset[str] | None):
     """Cohorts of these units (agencies or provinces); None: every cohort."""
-    return sa.true() if units is None else sa.or_(t.cohorts.c.agency.in_(units), t.cohorts.c.province.in_(units))
+    return db.in_units(t.cohorts.c.agency, t.cohorts.c.province, units)
 
 
 def _cohort_in_units(units: frozenset[str] | None):

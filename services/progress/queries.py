@@ -71,7 +71,7 @@ def _with_rates(row: dict) -> dict:
 
 def _visible(query: sa.Select, units: frozenset[str] | None) -> sa.Select:
     """Only the cohorts of these units (agencies or provinces); None: every cohort."""
-    return query if units is None else query.where(sa.or_(_c.c.agency.in_(units), _c.c.province.in_(units)))
+    return query.where(db.in_units(_c.c.agency, _c.c.province, units))
 
 
 def cohorts(engine: Engine, args: dict, now: datetime, unit: frozenset[str] | None) -> dict:

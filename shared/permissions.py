@@ -105,6 +105,8 @@ ENDPOINTS: dict[str, dict[str, str]] = {
 # The routes that show an agency operator only their units; every other route refuses them.
 UNIT_AWARE: dict[str, frozenset[str]] = {
     "progress": frozenset(route for route, permission in ENDPOINTS["progress"].items() if permission == READ),
+    "assessment": frozenset({"GET /results/<registration>", "GET /cohorts/<cohort_id>/results",
+                             "GET /programmes/<programme_id>/results"}),
     "certification": frozenset({"GET /certificates", "GET /certificates/<certificate_id>",
                                 "GET /certificates/<certificate_id>.pdf", "GET /cohorts/<cohort_id>/certificates.csv",
                                 "GET /cohorts/<cohort_id>/certificates.zip", "GET /standings",

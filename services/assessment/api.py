@@ -16,7 +16,7 @@ from services.assessment import queries
 from services.assessment import schemas as s
 from services.assessment.commands import AssessmentCommands
 from shared import http
-from shared.auth import SECURITY, current_principal, protect, require_cohort
+from shared.auth import SECURITY, current_principal, protect, require_cohort, visible_units
 from shared.http import Blueprint, accepts_any_body, uploaded_csv
 
 blp = Blueprint("assessment", __name__, url_prefix="/",
@@ -155,7 +155,7 @@ def close_expired():
 @blp.response(200, s.LearnerResultDetailSchema)
 def learner_result(registration):
     """One learner's standing (by enrolment id) and attempts, ours and those an LMS reported"""
-    return queries.learner_result(http.engine(), registration)
+    return queries.learner_result(http.engine(), registration, visible_units())
 
 
 @blp.route("/cohorts/<cohort_id>/results", methods=["GET"])
@@ -164,7 +164,7 @@ def learner_result(registration):
 @blp.response(200, s.ResultPageSchema)
 def cohort_results(args, cohort_id):
     """A cohort's learners and their standing, with counts per status"""
-    return queries.results(http.engine(), "cohort", cohort_id, args)
+    return queries.results(http.engine(), "cohort", cohort_id, args, visible_units())
 
 
 @blp.route("/programmes/<programme_id>/results", methods=["GET"])
@@ -173,4 +173,4 @@ def cohort_results(args, cohort_id):
 @blp.response(200, s.ResultPageSchema)
 def programme_results(args, programme_id):
     """A programme's learners and their standing, with counts per status"""
-    return queries.results(http.engine(), "programme", programme_id, args)
+    return queries.results(http.engine(), "programme", programme_id, args, visible_units())

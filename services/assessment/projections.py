@@ -44,6 +44,8 @@ def _enrolment_row(stmt: dict, status: str) -> dict:
     return {
         "registration": enrolment.registration, "programme_id": enrolment.programme.id,
         "cohort_id": enrolment.cohort and enrolment.cohort.id, "learner_key": enrolment.learner_key,
+        "agency": enrolment.cohort and enrolment.cohort.agency,
+        "province": enrolment.cohort and enrolment.cohort.province,
         "final_test": enrolment.programme.final_test, "actor": enrolment.actor,
         "programme": enrolment.programme.activity, "cohort": enrolment.cohort and enrolment.cohort.activity,
         "status": status, "deadline": enrolment.deadline,

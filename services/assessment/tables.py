@@ -83,6 +83,9 @@ known_enrolments = sa.Table(
     sa.Column("registration", sa.String(36), primary_key=True),
     sa.Column("programme_id", sa.String(36), nullable=False),
     sa.Column("cohort_id", sa.String(36), nullable=True),
+    # The cohort's agency and province: what an agency operator's units are matched with.
+    sa.Column("agency", sa.String(200), nullable=True),
+    sa.Column("province", sa.String(200), nullable=True),
     sa.Column("learner_key", sa.String(64), nullable=False),
     sa.Column("final_test", sa.String(500), nullable=False),
     # Copied into our statements so they name the learner, programme and cohort exactly

@@ -130,9 +130,10 @@ def test_a_unit_operator_sees_only_its_unit(world):
 
 
 def test_a_unit_operator_is_refused_where_an_api_does_not_filter_by_unit(deployment):
-    # Issue 14: enrollment's lists filter by unit now; its accounts do not (shared.permissions).
+    # Issue 14: enrollment's, assessment's and certification's views filter by unit now; these
+    # routes do not (shared.permissions).
     for service, path in (("enrollment", "/accounts"), ("assessment", "/attempts/x"),
-                          ("certification", "/certificates")):
+                          ("forwarding", "/targets")):
         response = deployment.app(service).test_client().get(path, headers=UNIT_AUTH)
         assert response.status_code == 403 and "agency_operator" in response.json["message"].replace(
             "agency operator", "agency_operator"), service

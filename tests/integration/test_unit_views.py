@@ -19,7 +19,7 @@ UNIT_AUTH = {"Authorization": "Basic " + base64.b64encode(f"{UNIT_OPERATOR[0]}:{
 @pytest.mark.timeout(400)
 def test_an_agency_operator_sees_nothing_of_other_units_anywhere(deployment):
     ensure_topics(deployment)
-    for service in ("enrollment", "progress", "certification"):
+    for service in ("enrollment", "progress", "certification", "assessment"):
         deployment.start_worker(service)
     enrollment = deployment.app("enrollment").test_client()
     programme, ours = define_cohort(enrollment, accounts_issued_at=TODAY.date().isoformat())
@@ -73,9 +73,18 @@ def test_an_agency_operator_sees_nothing_of_other_units_anywhere(deployment):
         hidden(certification, f"/certificates/{certificates[theirs['id']]['id']}{path}")
     for path in ("certificates.csv", "certificates.zip"):
         hidden(certification, f"/cohorts/{theirs['id']}/{path}")
-    # Routes that do not filter by unit refuse an agency operator, naming why.
+    # assessment
     assessment = deployment.app("assessment").test_client()
-    refused = assessment.get(f"/cohorts/{theirs['id']}/results", headers=UNIT_AUTH)
+    eventually(lambda: assessment.get(f"/programmes/{programme['id']}/results", headers=AUTH).json["total"] == 2,
+               message="assessment's results")
+    ours_only = seen(assessment, f"/programmes/{programme['id']}/results").json
+    assert [r["cohort_id"] for r in ours_only["items"]] == [ours["id"]] and sum(ours_only["counts"].values()) == 1
+    assert seen(assessment, f"/cohorts/{ours['id']}/results").json["total"] == 1
+    nothing = seen(assessment, f"/cohorts/{theirs['id']}/results").json
+    assert nothing["items"] == [] and sum(nothing["counts"].values()) == 0
+    hidden(assessment, f"/results/{enrolments[theirs['id']]['id']}")
+    # A route that does not filter by unit refuses an agency operator, naming why.
+    forwarding = deployment.app("forwarding").test_client()
+    refused = forwarding.get("/targets", headers=UNIT_AUTH)
     assert refused.status_code == 403 and refused.json["message"] == permissions.refusal(
-        "assessment", "agency_operator", "GET", "/cohorts/<cohort_id>/results")
-    assert "Their Learner" not in refused.text
+        "forwarding", "agency_operator", "GET", "/targets")

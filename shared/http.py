@@ -30,10 +30,11 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
 
-from shared import bus, db
+from shared import audit, auth, bus, db
 from shared.blueprint import Blueprint  # noqa: F401 (every service's routes import it from here)
 from shared.config import Settings
 from shared.errors import DomainError
+from shared.oidc import TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +59,10 @@ def create_service_app(
     object), which routes reach with `commands()`; the read queries take `engine()`.
     `accounts` is the service's accounts table (shared.auth checks credentials against
     it), `audit_log` its audit trail (shared.audit: recorded and served at /audit)."""
-    from shared import audit, auth
-
     app = Flask(settings.service)
     app.extensions["commands"] = commands
     app.extensions[auth.EXTENSION] = auth.AccountDirectory(engine, accounts, settings)
     if settings.oidc.enabled:
-        from shared.oidc import TokenVerifier
-
         app.extensions["learnstream_oidc"] = TokenVerifier(settings.oidc)
     app.config.update(
         LEARNSTREAM_SETTINGS=settings,

@@ -54,9 +54,10 @@ def _show(account: dict, secret: str | None = None) -> None:
         click.echo(f"{'secret:':<14}{secret}\n(the secret is not stored in clear and is not shown again; keep it now)")
 
 
-_role = click.option("--role", type=click.Choice(ROLES), help="campaign_admin: everything; programme_manager: "
-                     "programmes, cohorts, enrolments, tests, rules; agency_operator: reads of its units; "
-                     "auditor: reads everything, changes nothing; lms_client: xAPI and final tests of its cohorts.")
+ROLE_HELP = ("campaign_admin: everything; programme_manager: programmes, cohorts, enrolments, tests, rules; "
+             "agency_operator: reads of its units (--unit); auditor: reads everything, changes nothing; "
+             "lms_client: xAPI (--scope) and the final tests of its cohorts (--cohort).")
+_role = click.option("--role", type=click.Choice(ROLES), help=ROLE_HELP)
 _units = click.option("--unit", "units", multiple=True, help="An agency or province an agency operator sees "
                       "(repeat for several).")
 _cohorts = click.option("--cohort", "cohorts", multiple=True, help="A cohort id an LMS client may run final "
@@ -87,7 +88,7 @@ def list_accounts(as_json):
 
 
 @accounts_cli.command("create", help="Create an account; its secret is shown once.")
-@click.option("--role", type=click.Choice(ROLES), required=True, help="See `learnstream accounts change --help`.")
+@click.option("--role", type=click.Choice(ROLES), required=True, help=ROLE_HELP)
 @click.option("--key", help="The key (default: a random one).")
 @_name
 @_units

@@ -71,6 +71,27 @@ class DatabaseTimeouts:
 
 
 @dataclass(frozen=True)
+class OidcSettings:
+    """Bearer tokens from an identity provider (shared.oidc, docs/accounts.md): off
+    unless an issuer and a JWKS (URL or file) are configured."""
+
+    issuer: str = ""
+    audience: str = ""
+    jwks_url: str = ""
+    jwks_file: str = ""
+    # Claims, as dotted paths into the token ("realm_access.roles" for Keycloak's realm roles).
+    role_claim: str = "learnstream_role"
+    units_claim: str = "learnstream_units"
+    cohorts_claim: str = "learnstream_cohorts"
+    name_claim: str = "preferred_username"
+    leeway_seconds: float = 30.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer and (self.jwks_url or self.jwks_file))
+
+
+@dataclass(frozen=True)
 class Settings:
     service: str
     database_url: str
@@ -106,6 +127,10 @@ class Settings:
     lrs_cursor_secret: str = field(default="", repr=False)
     # Keys sealing the secrets a service stores (shared.secrets); empty: one kept under var/.
     secret_keys: str = field(default="", repr=False)
+    # How stale a process's copy of the accounts may be (shared.auth): a disabled key is
+    # refused this long at most after the service has projected the change.
+    accounts_refresh_seconds: float = 1.0
+    oidc: OidcSettings = field(default_factory=lambda: OidcSettings())
 
     @classmethod
     def from_env(cls, service: str, env=os.environ) -> Settings:
@@ -139,6 +164,16 @@ class Settings:
             ),
             lrs_cursor_secret=env.get("LRS_CURSOR_SECRET", ""),
             secret_keys=env.get(f"{service.upper()}_SECRET_KEYS", ""),
+            accounts_refresh_seconds=float(env.get("ACCOUNTS_REFRESH_SECONDS", "1")),
+            oidc=OidcSettings(
+                issuer=env.get("OIDC_ISSUER", ""), audience=env.get("OIDC_AUDIENCE", ""),
+                jwks_url=env.get("OIDC_JWKS_URL", ""), jwks_file=env.get("OIDC_JWKS_FILE", ""),
+                role_claim=env.get("OIDC_ROLE_CLAIM", "learnstream_role"),
+                units_claim=env.get("OIDC_UNITS_CLAIM", "learnstream_units"),
+                cohorts_claim=env.get("OIDC_COHORTS_CLAIM", "learnstream_cohorts"),
+                name_claim=env.get("OIDC_NAME_CLAIM", "preferred_username"),
+                leeway_seconds=float(env.get("OIDC_LEEWAY_SECONDS", "30")),
+            ),
         )
 
     def secret_box(self) -> SecretBox:

@@ -366,3 +366,11 @@ def insert_returning_new(conn, table: sa.Table, column: str, values: list) -> li
         return []
     stmt = _insert_for(conn)(table).on_conflict_do_nothing(index_elements=[column]).returning(table.c[column])
     return list(conn.scalars(stmt, [{column: v} for v in values]))
+
+
+def in_units(agency: sa.ColumnElement, province: sa.ColumnElement | None, units: frozenset[str] | None):
+    """Rows of these units, by agency or province (an agency operator's, shared.auth);
+    None: every row. The one rule every service's views filter by."""
+    if units is None:
+        return sa.true()
+    return agency.in_(units) if province is None else sa.or_(agency.in_(units), province.in_(units))

@@ -61,6 +61,9 @@ class EventType:
     # learnstream.certification.v1
     CERTIFICATE_EARNED = "certificate.earned"
     CERTIFICATE_REVOKED = "certificate.revoked"
+    # learnstream.accounts.v1 (produced by enrollment's outbox): an account's whole state
+    # after a change (shared.accounts)
+    ACCOUNT_CHANGED = "account.changed"
 
 
 # The type of a dead-letter topic's resolution markers (shared.dead_letters): records

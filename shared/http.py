@@ -13,11 +13,9 @@ import time
 from collections.abc import Callable, Iterable
 from urllib.parse import quote
 
-import flask_smorest as smorest
 import sqlalchemy as sa
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, abort
-from marshmallow import RAISE
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -28,29 +26,18 @@ from prometheus_client import (
     multiprocess,
 )
 from sqlalchemy.engine import Engine
-from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
 
-from shared import bus, db
+from shared import audit, auth, bus, db
+from shared.blueprint import Blueprint  # noqa: F401 (every service's routes import it from here)
 from shared.config import Settings
 from shared.errors import DomainError
+from shared.oidc import TokenVerifier
 
 log = logging.getLogger(__name__)
 
-
-class _StrictQueryParser(FlaskParser):
-    """A query parameter no schema names is a 422 naming it, not silently ignored
-    (webargs ignores them by default): `?page_sise=50` must not quietly mean 100."""
-
-    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": RAISE}
-
-
-class Blueprint(smorest.Blueprint):
-    """flask-smorest's Blueprint, with unknown query parameters refused."""
-
-    ARGUMENTS_PARSER = _StrictQueryParser()
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 # What a 503 for a database that cannot be reached asks clients to wait: about the time a
@@ -66,12 +53,17 @@ LATENCY = Histogram("learnstream_http_request_seconds", "HTTP request latency", 
 def create_service_app(
     settings: Settings, engine: Engine, *, title: str, description: str,
     blueprints: Iterable[Blueprint], extra_ready_checks: dict[str, Callable[[], bool]] | None = None,
-    commands: object | None = None,
+    commands: object | None = None, accounts: sa.Table | None = None, audit_log: sa.Table | None = None,
 ) -> Flask:
     """A service's Flask app. `commands` is the service's write side (its `commands.py`
-    object), which routes reach with `commands()`; the read queries take `engine()`."""
+    object), which routes reach with `commands()`; the read queries take `engine()`.
+    `accounts` is the service's accounts table (shared.auth checks credentials against
+    it), `audit_log` its audit trail (shared.audit: recorded and served at /audit)."""
     app = Flask(settings.service)
     app.extensions["commands"] = commands
+    app.extensions[auth.EXTENSION] = auth.AccountDirectory(engine, accounts, settings)
+    if settings.oidc.enabled:
+        app.extensions["learnstream_oidc"] = TokenVerifier(settings.oidc)
     app.config.update(
         LEARNSTREAM_SETTINGS=settings,
         LEARNSTREAM_ENGINE=engine,
@@ -82,10 +74,14 @@ def create_service_app(
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={"info": {"description": description},
-                          "components": {"securitySchemes": {"basicAuth": {"type": "http", "scheme": "basic"}}}},
+                          "components": {"securitySchemes": {
+                              "basicAuth": {"type": "http", "scheme": "basic"},
+                              "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}},
     )
     api = Api(app)
     blueprints = list(blueprints)
+    if audit_log is not None:
+        blueprints.append(audit.blueprint(audit_log))
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
 
@@ -95,6 +91,8 @@ def create_service_app(
     _refuse_nul_characters(app, service_blueprints)
     _refuse_undeclared_query(app, service_blueprints)
     _install_metrics(app, settings.service)
+    if audit_log is not None:
+        audit.install(app, engine, audit_log, service_blueprints)
     _install_probes(app, settings, engine, extra_ready_checks or {})
     return app
 

@@ -56,6 +56,8 @@ class ServiceSpec:
     loop_topics: tuple[str, ...] = ()
     # The producer name of the topic the outbox feeds, when not the service's own.
     produces: str | None = None
+    # Other topics the outbox feeds too (enrollment: accounts, learnstream.accounts.v1).
+    also_produces: tuple[str, ...] = ()
     # gunicorn's worker class: "gevent" for a service that serves many concurrent clients
     # and groups their writes into one commit (shared.group_commit).
     web_worker_class: str = "sync"
@@ -79,6 +81,7 @@ class ServiceSpec:
         topics = []
         if self.outbox is not None:
             topics.append(settings.topic(self.produces) if self.produces else settings.own_topic)
+            topics += [settings.topic(producer) for producer in self.also_produces]
         if self.projection is not None:
             topics += self.projection(settings).topics + [settings.dead_letter_topic]
         topics += [settings.topic(producer) for producer in self.loop_topics]

@@ -1,8 +1,9 @@
 """Assessment HTTP routes: thin; shapes in schemas.py, rules in domain.py, commands in commands.py,
 reads in queries.py.
 
-Every route needs operator credentials, the learner-facing attempt routes too: until
-learners have their own sign-in, the learning portal calls them on a learner's behalf.
+Every route needs credentials, the learner-facing attempt routes too: until learners
+have their own sign-in, the learning portal (an LMS client's key, for the learners of
+the cohorts it is granted) calls them on a learner's behalf.
 """
 from __future__ import annotations
 
@@ -15,16 +16,24 @@ from services.assessment import queries
 from services.assessment import schemas as s
 from services.assessment.commands import AssessmentCommands
 from shared import http
-from shared.auth import SECURITY, protect
+from shared.auth import SECURITY, current_principal, protect, require_cohort, visible_units
 from shared.http import Blueprint, accepts_any_body, uploaded_csv
 
 blp = Blueprint("assessment", __name__, url_prefix="/",
-                description="Final tests, attempts and results (operator credentials required)")
+                description="Final tests, attempts and results (credentials required; LMS clients: the attempt "
+                            "calls, for the cohorts they are granted)")
 protect(blp)
 
 
 def _commands() -> AssessmentCommands:
     return http.commands()
+
+
+def _granted(cohort_of, id_: str) -> None:
+    """An LMS client acts only for learners of the cohorts it is granted."""
+    principal = current_principal()
+    if principal is not None and principal.cohorts is not None:
+        require_cohort(cohort_of(http.engine(), id_))
 
 
 @blp.route("/programmes/<programme_id>/question-bank", methods=["POST"])
@@ -99,6 +108,7 @@ def get_final_test(programme_id):
 def start_attempt(data):
     """Start an attempt for an enrolment: the drawn questions, without answers.
     403 after withdrawal or the deadline, 409 when no attempt is left or one is open"""
+    _granted(queries.cohort_of_registration, data["registration"])
     return queries.attempt_view(_commands().start_attempt(data["registration"]))
 
 
@@ -107,6 +117,7 @@ def start_attempt(data):
 @blp.response(200, s.AttemptSchema)
 def get_attempt(attempt_id):
     """An attempt; one past its time limit is closed and scored first"""
+    _granted(queries.cohort_of_attempt, attempt_id)
     return queries.attempt_view(_commands().get_attempt(attempt_id))
 
 
@@ -116,6 +127,7 @@ def get_attempt(attempt_id):
 @blp.response(200, s.AttemptSchema)
 def save_answers(data, attempt_id):
     """Save answers so far (they count if time runs out); 409 once closed or out of time"""
+    _granted(queries.cohort_of_attempt, attempt_id)
     return queries.attempt_view(_commands().save_answers(attempt_id, data["answers"]))
 
 
@@ -126,6 +138,7 @@ def save_answers(data, attempt_id):
 def submit(data, attempt_id):
     """Submit once and get the score. Late, the attempt is closed as timed_out and scored
     with the answers saved in time. 409 if it was already submitted or closed"""
+    _granted(queries.cohort_of_attempt, attempt_id)
     return queries.attempt_view(_commands().submit(attempt_id, data["answers"]))
 
 
@@ -142,7 +155,7 @@ def close_expired():
 @blp.response(200, s.LearnerResultDetailSchema)
 def learner_result(registration):
     """One learner's standing (by enrolment id) and attempts, ours and those an LMS reported"""
-    return queries.learner_result(http.engine(), registration)
+    return queries.learner_result(http.engine(), registration, visible_units())
 
 
 @blp.route("/cohorts/<cohort_id>/results", methods=["GET"])
@@ -151,7 +164,7 @@ def learner_result(registration):
 @blp.response(200, s.ResultPageSchema)
 def cohort_results(args, cohort_id):
     """A cohort's learners and their standing, with counts per status"""
-    return queries.results(http.engine(), "cohort", cohort_id, args)
+    return queries.results(http.engine(), "cohort", cohort_id, args, visible_units())
 
 
 @blp.route("/programmes/<programme_id>/results", methods=["GET"])
@@ -160,4 +173,4 @@ def cohort_results(args, cohort_id):
 @blp.response(200, s.ResultPageSchema)
 def programme_results(args, programme_id):
     """A programme's learners and their standing, with counts per status"""
-    return queries.results(http.engine(), "programme", programme_id, args)
+    return queries.results(http.engine(), "programme", programme_id, args, visible_units())

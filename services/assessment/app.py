@@ -29,5 +29,5 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings, engine, title="learnstream assessment",
         description="Question banks, final tests, attempts and pass/fail results. Every step is published "
                     "as an xAPI statement to the learnstream.assessment.v1 topic.",
-        blueprints=[blp], commands=commands(settings, engine),
+        accounts=t.accounts, audit_log=t.audit_log, blueprints=[blp], commands=commands(settings, engine),
     )

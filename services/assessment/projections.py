@@ -18,6 +18,7 @@ from services.assessment import tables as t
 from services.assessment.domain import BEST, Outcome, summarise
 from services.assessment.repository import LRS, OWN
 from shared import catalog, db, xapi
+from shared.account_tables import handlers as account_handlers
 from shared.config import Settings
 from shared.consumer import Projection
 from shared.events import EventType
@@ -43,6 +44,8 @@ def _enrolment_row(stmt: dict, status: str) -> dict:
     return {
         "registration": enrolment.registration, "programme_id": enrolment.programme.id,
         "cohort_id": enrolment.cohort and enrolment.cohort.id, "learner_key": enrolment.learner_key,
+        "agency": enrolment.cohort and enrolment.cohort.agency,
+        "province": enrolment.cohort and enrolment.cohort.province,
         "final_test": enrolment.programme.final_test, "actor": enrolment.actor,
         "programme": enrolment.programme.activity, "cohort": enrolment.cohort and enrolment.cohort.activity,
         "status": status, "deadline": enrolment.deadline,
@@ -223,9 +226,11 @@ HANDLERS = {
     EventType.ATTEMPT_FAILED: on_attempt_decided,
     EventType.LRS_STATEMENT: on_lrs_statement,
     None: on_lrs_statement,
+    **account_handlers(t.accounts),
 }
 
 
 def projection(settings: Settings) -> Projection:
-    return Projection(topics=[settings.topic("enrollment"), settings.own_topic, settings.topic("lrs")],
+    return Projection(topics=[settings.topic("enrollment"), settings.own_topic, settings.topic("lrs"),
+                              settings.topic("accounts")],
                       handlers=HANDLERS, tables=t.READ_MODELS)

@@ -29,9 +29,16 @@ def attempt_view(attempt: Attempt) -> dict:
     }
 
 
-def learner_result(engine: Engine, registration: str) -> dict:
+def _of_units(units: frozenset[str] | None):
+    """Results of enrolments in cohorts of these units (an agency operator's); None: all."""
+    e = t.known_enrolments
+    return sa.true() if units is None else _r.c.registration.in_(
+        sa.select(e.c.registration).where(db.in_units(e.c.agency, e.c.province, units)))
+
+
+def learner_result(engine: Engine, registration: str, units: frozenset[str] | None = None) -> dict:
     with db.reading(engine) as conn:
-        row = conn.execute(sa.select(_r).where(_r.c.registration == registration)).first()
+        row = conn.execute(sa.select(_r).where(_r.c.registration == registration, _of_units(units))).first()
         if row is None:
             raise NotFound(f"no enrolment {registration} is known here (yet: read models follow the event stream)")
         e, log = t.known_enrolments, t.attempt_log
@@ -45,7 +52,7 @@ def learner_result(engine: Engine, registration: str) -> dict:
     return row._asdict() | {"attempts": [a._asdict() for a in attempts]}
 
 
-def results(engine: Engine, scope: str, scope_id: str, args: dict) -> dict:
+def results(engine: Engine, scope: str, scope_id: str, args: dict, units: frozenset[str] | None = None) -> dict:
     """A cohort's or programme's learners and their standing, with counts per status.
 
     Withdrawn learners count as withdrawn and nowhere else, as in every view of every
@@ -53,7 +60,7 @@ def results(engine: Engine, scope: str, scope_id: str, args: dict) -> dict:
     learners still enrolled; `status=withdrawn` lists the others."""
     column = _r.c.cohort_id if scope == "cohort" else _r.c.programme_id
     enrolled = _r.c.enrolment_status == ENROLLED
-    query = sa.select(_r).where(column == scope_id)
+    query = sa.select(_r).where(column == scope_id, _of_units(units))
     if args.get("status") == WITHDRAWN:
         query = query.where(_r.c.enrolment_status == WITHDRAWN)
     elif args.get("status"):
@@ -61,7 +68,8 @@ def results(engine: Engine, scope: str, scope_id: str, args: dict) -> dict:
     with db.reading(engine) as conn:
         counted: dict[str, int] = {}
         for enrolment_status, status, n in conn.execute(
-                sa.select(_r.c.enrolment_status, _r.c.status, sa.func.count()).where(column == scope_id)
+                sa.select(_r.c.enrolment_status, _r.c.status, sa.func.count()).where(column == scope_id,
+                                                                                     _of_units(units))
                 .group_by(_r.c.enrolment_status, _r.c.status)):
             key = status if enrolment_status == ENROLLED else WITHDRAWN
             counted[key] = counted.get(key, 0) + n
@@ -94,3 +102,18 @@ def final_test(engine: Engine, programme_id: str) -> dict:
     if row is None:
         raise NotFound(f"programme {programme_id} has no final test defined")
     return row._asdict()
+
+
+def cohort_of_registration(engine: Engine, registration: str) -> str | None:
+    """The cohort of an enrolment, as enrollment told it (None: not known)."""
+    with db.reading(engine) as conn:
+        return conn.execute(sa.select(t.known_enrolments.c.cohort_id)
+                            .where(t.known_enrolments.c.registration == registration)).scalar()
+
+
+def cohort_of_attempt(engine: Engine, attempt_id: str) -> str | None:
+    with db.reading(engine) as conn:
+        enrolment = t.known_enrolments
+        joined = t.attempts.join(enrolment, enrolment.c.registration == t.attempts.c.registration)
+        return conn.execute(sa.select(enrolment.c.cohort_id).select_from(joined)
+                            .where(t.attempts.c.id == attempt_id)).scalar()

@@ -2,6 +2,7 @@
 outbox; then read models built from the topics, which a rebuild drops and refills."""
 import sqlalchemy as sa
 
+from shared.account_tables import define_accounts_table, define_audit_table
 from shared.consumer import define_consumer_tables
 from shared.db import UtcDateTime
 from shared.outbox import define_outbox
@@ -82,6 +83,9 @@ known_enrolments = sa.Table(
     sa.Column("registration", sa.String(36), primary_key=True),
     sa.Column("programme_id", sa.String(36), nullable=False),
     sa.Column("cohort_id", sa.String(36), nullable=True),
+    # The cohort's agency and province: what an agency operator's units are matched with.
+    sa.Column("agency", sa.String(200), nullable=True),
+    sa.Column("province", sa.String(200), nullable=True),
     sa.Column("learner_key", sa.String(64), nullable=False),
     sa.Column("final_test", sa.String(500), nullable=False),
     # Copied into our statements so they name the learner, programme and cohort exactly
@@ -140,4 +144,9 @@ learner_results = sa.Table(
     sa.Index("ix_learner_results_programme_status", "programme_id", "status"),
 )
 
-READ_MODELS = [known_programmes, known_enrolments, test_rules, attempt_log, learner_results]
+
+# The accounts, projected from learnstream.accounts.v1 (shared.account_tables), and the
+# audit trail of changes made through this service's API (shared.audit).
+accounts = define_accounts_table(metadata)
+audit_log = define_audit_table(metadata)
+READ_MODELS = [accounts, known_programmes, known_enrolments, test_rules, attempt_log, learner_results]

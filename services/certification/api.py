@@ -7,7 +7,7 @@ from services.certification import export, pdf, queries
 from services.certification import schemas as s
 from services.certification.commands import CertificationCommands
 from shared import http
-from shared.auth import SECURITY, protect
+from shared.auth import SECURITY, protect, visible_units
 from shared.http import Blueprint, attachment
 
 blp = Blueprint("certification", __name__, url_prefix="/",
@@ -30,7 +30,7 @@ def _public_url() -> str:
 @blp.response(200, s.CertificatePageSchema)
 def list_certificates(args):
     """List and search certificates by programme, cohort, organisation, status, issue date, name or number"""
-    return queries.certificates(http.engine(), args, _public_url())
+    return queries.certificates(http.engine(), args, _public_url(), visible_units())
 
 
 @blp.route("/certificates/<certificate_id>", methods=["GET"])
@@ -38,7 +38,7 @@ def list_certificates(args):
 @blp.response(200, s.CertificateSchema)
 def get_certificate(certificate_id):
     """Fetch a certificate"""
-    return queries.certificate(http.engine(), certificate_id, _public_url())
+    return queries.certificate(http.engine(), certificate_id, _public_url(), visible_units())
 
 
 @blp.route("/certificates/<certificate_id>.pdf", methods=["GET"])
@@ -46,7 +46,7 @@ def get_certificate(certificate_id):
                                                "content": {"application/pdf": {}}}})
 def get_certificate_pdf(certificate_id):
     """The printable certificate (PDF, with a QR code to its verification page)"""
-    cert = queries.certificate(http.engine(), certificate_id, _public_url())
+    cert = queries.certificate(http.engine(), certificate_id, _public_url(), visible_units())
     return Response(pdf.render(cert, cert["verification_url"]), mimetype="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{cert["number"]}.pdf"'})
 
@@ -72,7 +72,7 @@ def reissue(certificate_id):
 
 
 def _export_filter(cohort_id: str, status: str):
-    queries.require_cohort(http.engine(), cohort_id)  # before the stream starts: a 404 must be whole
+    queries.require_cohort(http.engine(), cohort_id, visible_units())  # before the stream: a 404 must be whole
     return queries.cohort_certificates(http.engine(), cohort_id, status, _public_url())
 
 
@@ -103,7 +103,7 @@ def export_zip(args, cohort_id):
 def list_standings(args):
     """Each enrolment's standing under the rule: qualified, in_progress, late (past the deadline and
     grace without qualifying, decided by the clock) or withdrawn"""
-    return queries.standings(http.engine(), args, _commands().clock())
+    return queries.standings(http.engine(), args, _commands().clock(), visible_units())
 
 
 @blp.route("/programmes/<programme_id>/rules", methods=["GET"])

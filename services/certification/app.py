@@ -26,7 +26,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         description="Completion certificates: issued exactly once when a learner completes every required "
                     "module and passes the final test in time, published as `earned` statements to "
                     "learnstream.certification.v1; revocation, re-issue, PDFs, exports and public verification.",
-        blueprints=[api.blp, public.blp], commands=CertificationCommands(new_uow, settings.activity_base),
+        accounts=t.accounts, audit_log=t.audit_log, blueprints=[api.blp, public.blp],
+        commands=CertificationCommands(new_uow, settings.activity_base),
     )
     app.config["CERTIFICATION_PUBLIC_URL"] = settings.public_url
     return app

@@ -23,6 +23,7 @@ from services.certification import tables as t
 from services.certification.domain import COMPLETED, IN_PROGRESS, PASSED
 from services.certification.repository import CertificationRepository
 from shared import catalog, db, xapi
+from shared.account_tables import handlers as account_handlers
 from shared.config import Settings
 from shared.consumer import Projection
 from shared.events import EventType
@@ -38,7 +39,8 @@ def _programme(programme: catalog.Programme) -> dict:
 
 
 def _cohort(cohort: catalog.Cohort) -> dict:
-    return {"id": cohort.id, "programme_id": cohort.programme_id, "name": cohort.name, "agency": cohort.agency}
+    return {"id": cohort.id, "programme_id": cohort.programme_id, "name": cohort.name, "agency": cohort.agency,
+            "province": cohort.province}
 
 
 def _decide(settings: Settings, conn: Connection, learner_keys) -> None:
@@ -164,6 +166,8 @@ HANDLERS = {
 
 def projection(settings: Settings) -> Projection:
     return Projection(
-        topics=[settings.topic("enrollment"), settings.topic("lrs"), settings.topic("assessment")],
-        handlers={event_type: partial(handler, settings) for event_type, handler in HANDLERS.items()},
+        topics=[settings.topic("enrollment"), settings.topic("lrs"), settings.topic("assessment"),
+                settings.topic("accounts")],
+        handlers={**{event_type: partial(handler, settings) for event_type, handler in HANDLERS.items()},
+                  **account_handlers(t.accounts)},
         tables=t.READ_MODELS)

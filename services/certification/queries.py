@@ -24,8 +24,17 @@ def certificate_view(row, public_url: str) -> dict:
     return item
 
 
-def _filtered(args: dict) -> sa.Select:
-    query = sa.select(c)
+def _visible_cohorts(units: frozenset[str] | None):
+    """The certificates (or enrolments, by `column`) of the cohorts of these units."""
+    return sa.select(t.cohorts.c.id).where(db.in_units(t.cohorts.c.agency, t.cohorts.c.province, units))
+
+
+def _of_units(column: sa.ColumnElement, units: frozenset[str] | None):
+    return sa.true() if units is None else column.in_(_visible_cohorts(units))
+
+
+def _filtered(args: dict, units: frozenset[str] | None = None) -> sa.Select:
+    query = sa.select(c).where(_of_units(c.c.cohort_id, units))
     for name in ("programme_id", "programme_code", "cohort_id", "organisation"):
         if args.get(name) is not None:
             query = query.where(c.c[name] == args[name])
@@ -44,25 +53,29 @@ def _filtered(args: dict) -> sa.Select:
     return query
 
 
-def certificates(engine: Engine, args: dict, public_url: str) -> dict:
-    query = _filtered(args).order_by(c.c.issued_at, c.c.number)
+def certificates(engine: Engine, args: dict, public_url: str, units: frozenset[str] | None = None) -> dict:
+    query = _filtered(args, units).order_by(c.c.issued_at, c.c.number)
     with db.reading(engine) as conn:
         return db.paged(conn, query, args, lambda row: certificate_view(row, public_url))
 
 
-def certificate(engine: Engine, certificate_id: str, public_url: str) -> dict:
+def certificate(engine: Engine, certificate_id: str, public_url: str, units: frozenset[str] | None = None) -> dict:
     with db.reading(engine) as conn:
-        row = conn.execute(sa.select(c).where(c.c.id == certificate_id)).first()
+        row = conn.execute(sa.select(c).where(c.c.id == certificate_id, _of_units(c.c.cohort_id, units))).first()
     if row is None:
         raise NotFound(f"no certificate {certificate_id}")
     return certificate_view(row, public_url)
 
 
-def require_cohort(engine: Engine, cohort_id: str) -> None:
-    """An export of a cohort nobody defined is a 404, not an empty file."""
+def require_cohort(engine: Engine, cohort_id: str, units: frozenset[str] | None = None) -> None:
+    """An export of a cohort nobody defined, or of another unit's, is a 404, not an empty file."""
     with db.reading(engine) as conn:
-        known = conn.scalar(sa.select(sa.literal(True)).where(sa.or_(
-            sa.exists().where(t.cohorts.c.id == cohort_id), sa.exists().where(c.c.cohort_id == cohort_id))))
+        if units is not None:
+            known = conn.scalar(sa.select(sa.literal(True)).where(
+                sa.exists().where(t.cohorts.c.id == cohort_id, t.cohorts.c.id.in_(_visible_cohorts(units)))))
+        else:
+            known = conn.scalar(sa.select(sa.literal(True)).where(sa.or_(
+                sa.exists().where(t.cohorts.c.id == cohort_id), sa.exists().where(c.c.cohort_id == cohort_id))))
     if not known:
         raise NotFound(f"no cohort {cohort_id}")
 
@@ -94,7 +107,7 @@ def verification(engine: Engine, code: str) -> dict:
     return found
 
 
-def standings(engine: Engine, args: dict, now: datetime) -> dict:
+def standings(engine: Engine, args: dict, now: datetime, units: frozenset[str] | None = None) -> dict:
     """Each enrolment's standing now. The rule's decision (domain.decide) comes from the
     facts alone; the clock adds what no statement can say: a learner still in progress
     once the deadline plus the programme's grace has passed is late, as progress decides
@@ -108,6 +121,7 @@ def standings(engine: Engine, args: dict, now: datetime) -> dict:
         standing = sa.case(((e.c.standing == IN_PROGRESS) & past, LATE), else_=e.c.standing)
         query = (sa.select(*[c for c in e.c if c.name != "standing"], standing.label("standing"))
                  .select_from(e.outerjoin(r, r.c.programme_id == e.c.programme_id)))
+        query = query.where(_of_units(e.c.cohort_id, units))
         for name in ("programme_id", "cohort_id"):
             if args.get(name) is not None:
                 query = query.where(e.c[name] == args[name])

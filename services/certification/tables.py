@@ -7,6 +7,7 @@ from the topics): the per-learner view of enrolments and achievements.
 """
 import sqlalchemy as sa
 
+from shared.account_tables import define_accounts_table, define_audit_table
 from shared.consumer import define_consumer_tables
 from shared.db import UtcDateTime
 from shared.outbox import define_outbox
@@ -87,6 +88,7 @@ cohorts = sa.Table(
     sa.Column("programme_id", sa.String(36), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("agency", sa.String(200), nullable=True),
+    sa.Column("province", sa.String(200), nullable=True),
 )
 
 learner_enrolments = sa.Table(
@@ -124,4 +126,9 @@ achievements = sa.Table(
     sa.Index("ix_achievements_learner", "learner_key", "activity_id"),
 )
 
-READ_MODELS = [programmes, cohorts, learner_enrolments, achievements]
+
+# The accounts, projected from learnstream.accounts.v1 (shared.account_tables), and the
+# audit trail of changes made through this service's API (shared.audit).
+accounts = define_accounts_table(metadata)
+audit_log = define_audit_table(metadata)
+READ_MODELS = [accounts, programmes, cohorts, learner_enrolments, achievements]

@@ -6,9 +6,10 @@ from functools import partial
 from flask import Flask
 
 from services.enrollment import tables as t
+from services.enrollment.account_commands import AccountCommands
 from services.enrollment.api import blp
 from services.enrollment.commands import EnrollmentCommands
-from services.enrollment.repository import EnrollmentRepository
+from services.enrollment.repository import AccountRepository, EnrollmentRepository
 from shared import db
 from shared.config import Settings
 from shared.http import create_service_app
@@ -21,9 +22,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_logging(settings.service, settings.log_level)
     engine = db.create_engine(settings.database_url, timeouts=settings.database_timeouts)
     new_uow = partial(SqlUnitOfWork, engine, t.outbox, settings.own_topic, EnrollmentRepository)
-    return create_service_app(
+    new_account_uow = partial(SqlUnitOfWork, engine, t.outbox, settings.topic("accounts"), AccountRepository)
+    app = create_service_app(
         settings, engine, title="learnstream enrollment",
         description="Programmes, cohorts and enrolments. Every change is published as an xAPI "
                     "statement to the learnstream.enrollment.v1 topic.",
-        blueprints=[blp], commands=EnrollmentCommands(new_uow, settings.activity_base),
+        accounts=t.accounts, audit_log=t.audit_log, blueprints=[blp],
+        commands=EnrollmentCommands(new_uow, settings.activity_base),
     )
+    app.extensions["account_commands"] = AccountCommands(new_account_uow)
+    return app

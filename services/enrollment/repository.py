@@ -9,7 +9,8 @@ from sqlalchemy.engine import Connection
 
 from services.enrollment import tables as t
 from services.enrollment.domain import Cohort, Enrolment, Learner, Programme
-from shared import db
+from shared import account_tables, db
+from shared.accounts import Account
 from shared.errors import NotFound
 
 
@@ -131,3 +132,22 @@ class EnrollmentRepository:
 
 
 _unique = db.unique_or_conflict
+
+
+class AccountRepository:
+    """The accounts (shared.accounts), enrollment's own state (shared.account_tables)."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def get(self, key: str) -> Account:
+        row = self.conn.execute(sa.select(t.accounts).where(t.accounts.c.key == key)).first()
+        if row is None:
+            raise NotFound("no such account", "key")
+        return account_tables.account_of(row)
+
+    def exists(self, key: str) -> bool:
+        return self.conn.execute(sa.select(t.accounts.c.key).where(t.accounts.c.key == key)).first() is not None
+
+    def save(self, account: Account) -> None:
+        db.upsert(self.conn, t.accounts, [account_tables.row_of(account)], ["key"])

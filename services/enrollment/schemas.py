@@ -2,6 +2,7 @@
 from marshmallow import Schema, fields, validate
 
 from services.enrollment.domain import DEFAULT_WINDOW_DAYS
+from shared.accounts import LOCALES, ROLES, XAPI_SCOPES
 from shared.schemas import MAX_DB_INT, LearnerSchema, PageArgs, Timestamp, WholeNumber, page_of
 from shared.vocabulary import ENROLMENT_STATES
 
@@ -89,3 +90,54 @@ class EnrolmentListArgs(PageArgs):
 ProgrammePageSchema = page_of(ProgrammeSchema)
 CohortPageSchema = page_of(CohortSchema)
 EnrolmentPageSchema = page_of(EnrolmentSchema)
+
+
+# --- accounts (shared.accounts) ------------------------------------------------------------
+
+_ROLE = fields.Str(validate=validate.OneOf(ROLES))
+_NAMES = fields.List(fields.Str(validate=validate.Length(min=1, max=200)), allow_none=True,
+                     validate=validate.Length(max=500))
+
+
+class AccountChangeSchema(Schema):
+    """What may change; what is not given stays."""
+
+    role = _ROLE
+    display_name = fields.Str(validate=validate.Length(min=1, max=200))
+    units = _NAMES
+    cohorts = _NAMES
+    scopes = fields.List(fields.Str(validate=validate.OneOf(XAPI_SCOPES)), validate=validate.Length(max=20))
+    locale = fields.Str(allow_none=True, validate=validate.OneOf(LOCALES))
+
+
+class AccountInSchema(AccountChangeSchema):
+    key = fields.Str(validate=[validate.Length(min=3, max=64),
+                               validate.Regexp(r"^[A-Za-z0-9_.@-]+$", error="letters, digits, _ . @ - only")],
+                     metadata={"description": "chosen by the server when not given"})
+    role = fields.Str(required=True, validate=validate.OneOf(ROLES))
+
+
+class AccountSchema(Schema):
+    key = fields.Str()
+    role = fields.Str()
+    display_name = fields.Str()
+    units = fields.List(fields.Str(), allow_none=True)
+    cohorts = fields.List(fields.Str(), allow_none=True)
+    scopes = fields.List(fields.Str())
+    locale = fields.Str(allow_none=True)
+    disabled = fields.Bool()
+    version = fields.Int()
+    updated_at = Timestamp()
+    updated_by = fields.Str()
+
+
+class AccountWithSecretSchema(AccountSchema):
+    secret = fields.Str(metadata={"description": "shown this once; only its hash is kept"})
+
+
+class AccountListArgs(PageArgs):
+    role = _ROLE
+    disabled = fields.Bool()
+
+
+AccountPageSchema = page_of(AccountSchema)

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from services.enrollment import tables
 from services.enrollment.app import create_app
+from services.enrollment.cli import accounts_cli
 from shared.service import ServiceSpec
 
 SERVICE = ServiceSpec(
@@ -11,4 +12,7 @@ SERVICE = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     create_app=create_app,
     outbox=tables.outbox,
+    # The accounts' changes (shared.accounts), which every other service projects.
+    also_produces=("accounts",),
+    commands=(accounts_cli,),
 )

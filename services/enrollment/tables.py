@@ -1,6 +1,7 @@
 """The enrollment database: its own state, plus the shared outbox."""
 import sqlalchemy as sa
 
+from shared.account_tables import define_accounts_table, define_audit_table
 from shared.db import UtcDateTime
 from shared.outbox import define_outbox
 
@@ -54,3 +55,8 @@ enrolments = sa.Table(
     # One enrolment per learner and programme: what makes a re-imported file harmless.
     sa.UniqueConstraint("programme_id", "learner_key", name="uq_enrolments_programme_learner"),
 )
+
+# The accounts (shared.accounts): this service's own, written by its commands; and the
+# audit trail of changes made through its API (shared.audit).
+accounts = define_accounts_table(metadata)
+audit_log = define_audit_table(metadata)

@@ -6,6 +6,7 @@ from functools import partial
 from flask import Flask
 
 from services.forwarding import api
+from services.forwarding import tables as t
 from services.forwarding.commands import ForwardingCommands
 from services.forwarding.repository import ForwardingRepository
 from shared import db
@@ -24,7 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         description="Durable statement forwarding to other LRSs (a national or ministry LRS): targets configured "
                     "at run time, each with its own offsets, capped backoff, per-learner order, a quarantine of "
                     "refused statements that can be replayed, and its lag (/forwarding, /metrics).",
-        blueprints=[api.blp],
+        accounts=t.accounts, audit_log=t.audit_log, blueprints=[api.blp],
         commands=ForwardingCommands(partial(SqlUnitOfWork, engine, None, settings.own_topic,
                                             partial(ForwardingRepository, box=settings.secret_box()))),
     )

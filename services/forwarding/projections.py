@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from services.forwarding import tables as t
 from services.forwarding.domain import Facts, statement_activities
 from shared import catalog, db, xapi
+from shared.account_tables import handlers as account_handlers
 from shared.config import Settings
 from shared.consumer import Projection
 from shared.events import EventType
@@ -48,11 +49,13 @@ HANDLERS = {
     EventType.COHORT_DEFINED: on_cohort_defined,
     EventType.LEARNER_ENROLLED: on_enrolment,
     EventType.LEARNER_WITHDREW: on_enrolment,
+    **account_handlers(t.accounts),
 }
 
 
 def projection(settings: Settings) -> Projection:
-    return Projection(topics=[settings.topic("enrollment")], handlers=HANDLERS, tables=t.READ_MODELS)
+    return Projection(topics=[settings.topic("enrollment"), settings.topic("accounts")], handlers=HANDLERS,
+                      tables=t.READ_MODELS)
 
 
 def _cohort_in_grouping(statement: dict) -> tuple[str, str | None] | None:

@@ -8,6 +8,7 @@ are decided with.
 """
 import sqlalchemy as sa
 
+from shared.account_tables import define_accounts_table, define_audit_table
 from shared.consumer import define_consumer_tables
 from shared.db import UtcDateTime
 
@@ -97,4 +98,9 @@ enrolments = sa.Table(
     sa.Column("agency", sa.String(200), nullable=True),
 )
 
-READ_MODELS = [cohorts, enrolments]
+
+# The accounts, projected from learnstream.accounts.v1 (shared.account_tables), and the
+# audit trail of changes made through this service's API (shared.audit).
+accounts = define_accounts_table(metadata)
+audit_log = define_audit_table(metadata)
+READ_MODELS = [accounts, cohorts, enrolments]

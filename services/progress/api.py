@@ -1,17 +1,17 @@
 """Progress HTTP routes: operator views over the read models, and the dashboard. Thin."""
-from flask import Response, current_app, g, render_template
+from flask import Response, current_app, render_template
 
 from services.progress import queries
 from services.progress import schemas as s
 from shared import http
-from shared.auth import SECURITY, protect
+from shared.auth import SECURITY, protect, visible_units
 from shared.http import Blueprint, attachment, html_page
 
 blp = Blueprint("progress", __name__, url_prefix="/", template_folder="templates", static_folder="static",
                 static_url_path="/dashboard/static",
                 description="Campaign, cohort and learner progress (operator credentials required; "
-                            "an operator limited to one organisation unit sees only its cohorts)")
-protect(blp, units_aware=True)
+                            "an agency operator sees only the cohorts of their units)")
+protect(blp)
 
 
 def _now():
@@ -19,7 +19,7 @@ def _now():
 
 
 def _unit():
-    return g.operator_unit
+    return visible_units()
 
 
 @blp.route("/campaign", methods=["GET"])

@@ -9,7 +9,7 @@ from services.progress.cmi5 import api as cmi5_api
 from services.progress.cmi5.lms import Cmi5Lms
 from services.progress.lrs import web as lrs_web
 from services.progress.lrs.deps import Lrs
-from shared import db, xapi
+from shared import auth, db, xapi
 from shared.config import Settings
 from shared.http import create_service_app
 from shared.logs import configure_logging
@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None, clock=xapi.utc_now) -> Flask:
     app = create_service_app(
         settings, engine, title="learnstream progress",
         description="Learner and cohort progress, projected from the learnstream topics.",
-        blueprints=[blp, cmi5_api.blp, cmi5_api.public],
+        accounts=tables.accounts, audit_log=tables.audit_log, blueprints=[blp, cmi5_api.blp, cmi5_api.public],
     )
     app.extensions["progress_clock"] = clock
     # The cmi5 LMS: its statements go where the LRS's go; the LRS asks it about its
@@ -32,7 +32,8 @@ def create_app(settings: Settings | None = None, clock=xapi.utc_now) -> Flask:
     app.extensions["cmi5"] = lms
     # The xAPI LRS (its own auth, errors and content types), given what it needs.
     lrs = Lrs.create(engine, outbox=tables.outbox, topic=settings.topic("lrs"),
-                     cursor_secret=settings.lrs_cursor_secret, sessions=lms)
+                     cursor_secret=settings.lrs_cursor_secret, sessions=lms,
+                     accounts=app.extensions[auth.EXTENSION])
     app.register_blueprint(lrs_web.blueprint(lrs))
     # Statement POSTs skip Flask's request machinery.
     app.wsgi_app = lrs_web.StatementIngest(lrs, app.wsgi_app, settings.service)

@@ -10,6 +10,7 @@ from services.progress import facts
 from services.progress import tables as t
 from services.progress.lrs.projection import AlsoStoredInLrs
 from shared import catalog, db
+from shared.account_tables import handlers as account_handlers
 from shared.config import Settings
 from shared.consumer import Projection
 from shared.events import EventType
@@ -102,7 +103,7 @@ HANDLERS = {
     EventType.CERTIFICATE_REVOKED: on_certificate_revoked,
 }
 
-READ_MODELS = [t.programmes, t.cohorts, t.learner_enrolments, t.learner_statements, t.voided_statements,
+READ_MODELS = [t.accounts, t.programmes, t.cohorts, t.learner_enrolments, t.learner_statements, t.voided_statements,
                t.learner_activities, t.learner_activity_days, t.final_test_outcomes, t.final_test_attempts,
                t.learner_certificates]
 
@@ -110,6 +111,8 @@ READ_MODELS = [t.programmes, t.cohorts, t.learner_enrolments, t.learner_statemen
 def projection(settings: Settings) -> Projection:
     # Every statement on these topics is also stored in the LRS (issue 3), whatever its type.
     topics = [settings.topic("enrollment"), settings.topic("lrs"), settings.topic("assessment"),
-              settings.topic("certification")]
-    return Projection(topics=topics, handlers=AlsoStoredInLrs(HANDLERS), tables=READ_MODELS,
+              settings.topic("certification"), settings.topic("accounts")]
+    # Accounts are projected, never stored in the LRS: they carry secret hashes.
+    return Projection(topics=topics, handlers=AlsoStoredInLrs(HANDLERS, private=account_handlers(t.accounts)),
+                      tables=READ_MODELS,
                       after_replay=facts.refresh_everyone)

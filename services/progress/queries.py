@@ -69,11 +69,12 @@ def _with_rates(row: dict) -> dict:
     return row
 
 
-def _visible(query: sa.Select, unit: str | None) -> sa.Select:
-    return query if unit is None else query.where(_c.c.agency == unit)
+def _visible(query: sa.Select, units: frozenset[str] | None) -> sa.Select:
+    """Only the cohorts of these units (agencies or provinces); None: every cohort."""
+    return query.where(db.in_units(_c.c.agency, _c.c.province, units))
 
 
-def cohorts(engine: Engine, args: dict, now: datetime, unit: str | None) -> dict:
+def cohorts(engine: Engine, args: dict, now: datetime, unit: frozenset[str] | None) -> dict:
     query = _visible(
         sa.select(_c, *_count_columns(now)).select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id))
         .group_by(*_c.c), unit)
@@ -91,7 +92,7 @@ def _cohort_row(row) -> dict:
     return item
 
 
-def cohort(engine: Engine, cohort_id: str, now: datetime, unit: str | None) -> dict:
+def cohort(engine: Engine, cohort_id: str, now: datetime, unit: frozenset[str] | None) -> dict:
     query = _visible(sa.select(_c, *_count_columns(now))
                      .select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id))
                      .where(_c.c.id == cohort_id).group_by(*_c.c), unit)
@@ -105,7 +106,7 @@ def cohort(engine: Engine, cohort_id: str, now: datetime, unit: str | None) -> d
 ROLLUPS = {"agency": _c.c.agency, "province": _c.c.province, "programme": _c.c.programme_id}
 
 
-def rollup(engine: Engine, by: str, now: datetime, unit: str | None) -> list[dict]:
+def rollup(engine: Engine, by: str, now: datetime, unit: frozenset[str] | None) -> list[dict]:
     """The cohort counts summed per organisation unit, province or programme."""
     group = ROLLUPS[by]
     query = _visible(sa.select(group.label("key"), sa.func.count(sa.distinct(_c.c.id)).label("cohorts"),
@@ -116,7 +117,7 @@ def rollup(engine: Engine, by: str, now: datetime, unit: str | None) -> list[dic
     return [_with_rates(_cohort_row(row)) for row in rows]
 
 
-def campaign(engine: Engine, now: datetime, unit: str | None) -> dict:
+def campaign(engine: Engine, now: datetime, unit: frozenset[str] | None) -> dict:
     query = _visible(sa.select(sa.func.count(sa.distinct(_c.c.id)).label("cohorts"), *_count_columns(now))
                      .select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id)), unit)
     with db.reading(engine) as conn:
@@ -144,7 +145,7 @@ def learner_view(row, now: datetime) -> dict:
     return item
 
 
-def learners(engine: Engine, cohort_id: str, args: dict, now: datetime, unit: str | None) -> dict:
+def learners(engine: Engine, cohort_id: str, args: dict, now: datetime, unit: frozenset[str] | None) -> dict:
     cohort(engine, cohort_id, now, unit)
     with db.reading(engine) as conn:
         return db.paged(conn, _learner_query(cohort_id, args, now), args, lambda row: learner_view(row, now))
@@ -169,7 +170,7 @@ def _state(item: dict) -> str:
     return "in_progress" if item["first_activity_at"] else "not_started"
 
 
-def learners_csv(engine: Engine, cohort_id: str, args: dict, now: datetime, unit: str | None) -> str:
+def learners_csv(engine: Engine, cohort_id: str, args: dict, now: datetime, unit: frozenset[str] | None) -> str:
     """The list agencies send to staff who have not finished: every learner, no paging."""
     cohort(engine, cohort_id, now, unit)
     with db.reading(engine) as conn:
@@ -185,7 +186,7 @@ def _csv_item(row, now: datetime) -> dict:
     return item
 
 
-def series(engine: Engine, cohort_id: str, now: datetime, unit: str | None) -> list[dict]:
+def series(engine: Engine, cohort_id: str, now: datetime, unit: frozenset[str] | None) -> list[dict]:
     """Per day over the cohort's window, from the accounts' issue to the later of its
     deadline and today (and of any fact after both): enrolled, active (learners with any
     activity that day), completed (all modules), certified. Learners still enrolled only."""
@@ -219,3 +220,10 @@ def _days(start: date, end: date):
     while day <= end:
         yield day
         day += timedelta(days=1)
+
+
+def cohort_of_registration(engine: Engine, registration: str) -> str | None:
+    """The cohort of the enrolment with this registration; None if progress knows none."""
+    with db.reading(engine) as conn:
+        return conn.scalar(sa.select(t.learner_enrolments.c.cohort_id)
+                           .where(t.learner_enrolments.c.registration == registration))

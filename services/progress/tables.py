@@ -4,6 +4,7 @@ Everything here can be dropped and rebuilt from the topics (`learnstream rebuild
 """
 import sqlalchemy as sa
 
+from shared.account_tables import define_accounts_table, define_audit_table
 from shared.consumer import define_consumer_tables
 from shared.db import UtcDateTime
 from shared.outbox import define_outbox
@@ -147,3 +148,8 @@ learner_certificates = sa.Table(
 # The database's outbox: the LRS (issue 3) stages the statements it receives here, and the
 # relay publishes them to learnstream.lrs.v1. The LRS's own tables are services.progress.lrs.tables.
 outbox = define_outbox(metadata)
+
+# The accounts, projected from learnstream.accounts.v1 (shared.account_tables), and the
+# audit trail of changes made through this service's API (shared.audit).
+accounts = define_accounts_table(metadata)
+audit_log = define_audit_table(metadata)

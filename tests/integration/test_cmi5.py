@@ -255,3 +255,35 @@ def test_a_browser_script_gets_no_basic_challenge(ops):
     assert "WWW-Authenticate" in ops.get("/xapi/statements", headers=bad).headers
     scripted = ops.get("/xapi/statements", headers={**bad, "Sec-Fetch-Mode": "cors"})
     assert scripted.status_code == 401 and "WWW-Authenticate" not in scripted.headers
+
+
+def test_an_lms_client_launches_only_for_enrolments_of_its_granted_cohorts(app, ops, deployment):
+    from services.progress import tables as pt
+    from shared import account_tables, accounts, db, xapi
+
+    engine = db.create_engine(deployment.settings("progress").database_url)
+    portal = accounts.new_account("lms-cmi5", "Portal", "portal-secret", "test", xapi.utc_now(),
+                                  role="lms_client", cohorts=["granted-cohort"])
+    granted, other = str(uuid.uuid4()), str(uuid.uuid4())
+    try:
+        with engine.begin() as conn:
+            account_tables.store(conn, pt.accounts, [portal])
+            for registration, cohort in ((granted, "granted-cohort"), (other, "other-cohort")):
+                conn.execute(pt.learner_enrolments.insert().values(
+                    registration=registration, cohort_id=cohort, programme_id="p", learner_key="k" + registration,
+                    name="Ada", status="enrolled", modules_required=1))
+    finally:
+        engine.dispose()
+    course = _import(ops).json["id"]
+    as_portal = {"Authorization": "Basic " + base64.b64encode(b"lms-cmi5:portal-secret").decode()}
+
+    def launch(registration):
+        body = {"au": 0, "actor": ACTOR} | ({"registration": registration} if registration else {})
+        return ops.post(f"/cmi5/courses/{course}/launches", json=body, headers=as_portal)
+
+    for refused in (other, None, str(uuid.uuid4())):  # another cohort's, none given, one progress does not know
+        answer = launch(refused)
+        assert answer.status_code == 403 and "not granted" in answer.json["message"], answer.json
+    assert launch(granted).status_code == 201
+    assert ops.post("/cmi5/courses", data=package(), content_type="application/zip",
+                    headers=as_portal).status_code == 403  # importing is a programme manager's

@@ -9,9 +9,11 @@ import json
 from flask import Response, current_app, request
 from flask_smorest import abort
 
+from services.progress import queries
 from services.progress.cmi5 import schemas as s
 from services.progress.cmi5.lms import Cmi5Lms
 from services.progress.cmi5.structure import PackageError
+from shared import auth, http
 from shared.auth import SECURITY, protect
 from shared.http import Blueprint, accepts_any_body, html_page
 
@@ -69,6 +71,10 @@ def delete_course(course_id):
 @blp.response(201, s.LaunchSchema)
 def launch(data, course_id):
     """Launch an AU: a session, LMS.LaunchData, `launched`, and the launch URL"""
+    if auth.current_principal().cohorts is not None:
+        # An LMS client launches only for enrolments of the cohorts it is granted.
+        registration = str(data["registration"]) if data["registration"] else None
+        auth.require_cohort(registration and queries.cohort_of_registration(http.engine(), registration))
     result = _lms().launch(course_id, data["au"], data["actor"], root_url=request.host_url,
                            registration=str(data["registration"]) if data["registration"] else None,
                            launch_mode=data["launchMode"], return_url=data["returnURL"])

@@ -19,14 +19,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from services.progress.lrs import tables as t
 from shared import db, xapi
+from shared.accounts import LMS_CLIENT, XAPI_SCOPES, hash_secret, verify_secret
+from shared.auth import AccountDirectory
 
 # statements/void/any: a voiding statement may target statements other credentials stored
 # (without it, or all, a key voids only its own; nobody voids the services' statements).
-SCOPES = ("statements/write", "statements/read", "statements/read/mine", "statements/void/any", "state", "define",
-          "profile", "all/read", "all")
+SCOPES = XAPI_SCOPES
 AUTHORITY_HOME = "https://learnstream.dev/lrs/credentials"
 _CACHE_SECONDS = 300
-_N, _R, _P = 2**14, 8, 1
 
 
 @dataclass(frozen=True)
@@ -62,17 +62,6 @@ class Client:
         return not ({"all", "all/read", "statements/read"} & self.scopes)
 
 
-def _hash(secret: str, salt: bytes) -> str:
-    derived = hashlib.scrypt(secret.encode(), salt=salt, n=_N, r=_R, p=_P)
-    return f"scrypt${_N}${_R}${_P}${salt.hex()}${derived.hex()}"
-
-
-def _verify(secret: str, stored: str) -> bool:
-    _, n, r, p, salt, expected = stored.split("$")
-    derived = hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
-    return hmac.compare_digest(derived.hex(), expected)
-
-
 def create(engine: Engine, name: str, scopes: list[str]) -> tuple[str, str]:
     """A new credential; returns (key, secret). The secret is not recoverable later."""
     unknown = set(scopes) - set(SCOPES)
@@ -82,7 +71,7 @@ def create(engine: Engine, name: str, scopes: list[str]) -> tuple[str, str]:
     secret = secrets.token_urlsafe(24)
     with engine.begin() as conn:
         conn.execute(t.credentials.insert().values(
-            key=key, name=name, secret_hash=_hash(secret, os.urandom(16)), scopes=" ".join(sorted(set(scopes))),
+            key=key, name=name, secret_hash=hash_secret(secret), scopes=" ".join(sorted(set(scopes))),
             created_at=xapi.utc_now()))
     return key, secret
 
@@ -92,7 +81,16 @@ _verified: dict[str, tuple[bytes, float, Client]] = {}
 _lock = threading.Lock()
 
 
-def authenticate(engine: Engine, key: str, secret: str) -> Client | None:
+def authenticate(engine: Engine, key: str, secret: str, accounts: AccountDirectory | None = None) -> Client | None:
+    """The client of these credentials: an LMS client's account (shared.auth: managed with
+    the admin API and CLI, on the bus) with its xAPI scopes, or else a credential of the
+    LRS's own table (`learnstream lrs-credentials`)."""
+    if accounts is not None:
+        is_account, principal = accounts.account_check(key, secret)
+        if is_account:
+            if principal is None or principal.role != LMS_CLIENT or not principal.scopes:
+                return None
+            return Client(key=principal.key, name=principal.display_name, scopes=principal.scopes)
     tag = hmac.new(_pepper, f"{key}\0{secret}".encode(), hashlib.sha256).digest()
     now = time.monotonic()
     cached = _verified.get(key)
@@ -100,7 +98,7 @@ def authenticate(engine: Engine, key: str, secret: str) -> Client | None:
         return cached[2]
     with db.reading(engine) as conn:
         row = _row(conn, key)
-    if row is None or not _verify(secret, row.secret_hash):
+    if row is None or not verify_secret(secret, row.secret_hash):
         return None
     client = Client(key=row.key, name=row.name, scopes=frozenset(row.scopes.split()))
     with _lock:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from services.progress.lrs import cursors, store
 from services.progress.lrs.auth import Client
+from shared.auth import AccountDirectory
 from shared.group_commit import GroupCommitter
 
 
@@ -47,16 +48,19 @@ class Lrs:
     # LRS_CURSOR_SECRET, or "" for the key kept in the database (cursors.py).
     cursor_secret: str = ""
     sessions: SessionHook | None = None
+    # The accounts every service checks (shared.auth): an LMS client's account is an LRS
+    # client too, with its xAPI scopes (auth.authenticate).
+    accounts: AccountDirectory | None = None
 
     @classmethod
     def create(cls, engine: Engine, *, outbox: sa.Table, topic: str, cursor_secret: str = "",
-               sessions: SessionHook | None = None) -> Lrs:
+               sessions: SessionHook | None = None, accounts: AccountDirectory | None = None) -> Lrs:
         """The LRS of one app: one group committer per process and database."""
         write = functools.partial(store.store_requests, outbox_table=outbox, topic=topic)
         writer = GroupCommitter(engine, write, name="lrs", size=lambda job: len(job[0].rows),
                                 max_size=store.CHUNK)
         return cls(engine=engine, writer=writer, outbox=outbox, topic=topic, cursor_secret=cursor_secret,
-                   sessions=sessions)
+                   sessions=sessions, accounts=accounts)
 
     def cursor_key(self) -> bytes:
         """The key `more` page tokens are signed with (cursors.signing_key)."""

@@ -28,15 +28,19 @@ def store_from_bus(conn: Connection, statements: list[dict]) -> None:
 
 
 class AlsoStoredInLrs(Mapping):
-    """Handlers by event type where every event type, known or not, is also stored in the LRS."""
+    """Handlers by event type where every event type, known or not, is also stored in the
+    LRS; but those of `private` (accounts: they carry secret hashes) are only projected."""
 
-    def __init__(self, handlers: Mapping):
+    def __init__(self, handlers: Mapping, private: Mapping | None = None):
         self._handlers = handlers
+        self._private = dict(private or {})
         # One wrapper per inner handler: the runner gives consecutive records with the same
         # handler to one call (the final test's started, scored and passed, say).
         self._wrapped: dict = {}
 
     def __getitem__(self, event_type):
+        if event_type in self._private:
+            return self._private[event_type]
         inner = self._handlers.get(event_type)
         if event_type == EventType.LRS_STATEMENT:
             # The LRS's own statements, back from learnstream.lrs.v1: stored when accepted.
@@ -62,7 +66,7 @@ class AlsoStoredInLrs(Mapping):
             return default
 
     def __iter__(self):
-        return iter(self._handlers)
+        return iter({**self._handlers, **self._private})
 
     def __len__(self):
-        return len(self._handlers)
+        return len({**self._handlers, **self._private})

@@ -175,7 +175,7 @@ def _authenticate(xr: XRequest, lrs: Lrs) -> None:
     if lrs.sessions is not None and lrs.sessions.owns(key):
         client = lrs.sessions.authenticate(key, secret)  # a cmi5 session's token (deps.SessionHook)
     else:
-        client = auth.authenticate(lrs.engine, key, secret)
+        client = auth.authenticate(lrs.engine, key, secret, lrs.accounts)
     if client is None:
         raise XError(401, "unknown key or wrong secret", challenge)
     xr.client = client

@@ -102,6 +102,12 @@ class Settings:
     # The key the LRS signs its `more` page tokens with; empty: a random one kept in the
     # progress database (services/progress/lrs/cursors.py says why either works).
     lrs_cursor_secret: str = field(default="", repr=False)
+    # The key the dashboard signs its session cookies with; empty: a random one made once
+    # under var/ (services/progress/dashboard.py). Every progress process must share it.
+    dashboard_session_secret: str = field(default="", repr=False)
+    # Mark the session cookie Secure even on plain HTTP (behind a TLS proxy that does not
+    # say X-Forwarded-Proto); over https it is Secure anyway.
+    dashboard_secure_cookies: bool = False
 
     @classmethod
     def from_env(cls, service: str, env=os.environ) -> Settings:
@@ -134,6 +140,8 @@ class Settings:
                 sqlite_busy_seconds=float(env.get("SQLITE_BUSY_TIMEOUT_SECONDS", "30")),
             ),
             lrs_cursor_secret=env.get("LRS_CURSOR_SECRET", ""),
+            dashboard_session_secret=env.get("DASHBOARD_SESSION_SECRET", ""),
+            dashboard_secure_cookies=env.get("DASHBOARD_SECURE_COOKIES", "").lower() in ("1", "true", "yes"),
         )
 
     @property

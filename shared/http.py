@@ -33,7 +33,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
 
-from shared import bus, db
+from shared import bus, db, i18n
 from shared.config import Settings
 from shared.errors import DomainError
 
@@ -85,6 +85,7 @@ def create_service_app(
                           "components": {"securitySchemes": {"basicAuth": {"type": "http", "scheme": "basic"}}}},
     )
     api = Api(app)
+    i18n.install(app)
     blueprints = list(blueprints)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.progress import tables
+from services.progress import dashboard, tables
 from services.progress.api import blp
 from services.progress.lrs import web as lrs_web
 from services.progress.lrs.deps import Lrs
@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None, clock=xapi.utc_now) -> Flask:
         blueprints=[blp],
     )
     app.extensions["progress_clock"] = clock
+    dashboard.install(app, settings)
     # The xAPI LRS (its own auth, errors and content types), given what it needs.
     lrs = Lrs.create(engine, outbox=tables.outbox, topic=settings.topic("lrs"),
                      cursor_secret=settings.lrs_cursor_secret)

@@ -2,7 +2,7 @@
 
 Counts are always computed from the per-learner rows (never kept as counters), so they
 agree with them by construction; "overdue" is decided against the clock at query time.
-An operator limited to one organisation unit sees only that unit's cohorts.
+An operator limited to organisation units sees only their cohorts.
 """
 from __future__ import annotations
 
@@ -69,14 +69,14 @@ def _with_rates(row: dict) -> dict:
     return row
 
 
-def _visible(query: sa.Select, unit: str | None) -> sa.Select:
-    return query if unit is None else query.where(_c.c.agency == unit)
+def _visible(query: sa.Select, units: frozenset[str] | None) -> sa.Select:
+    return query if units is None else query.where(_c.c.agency.in_(sorted(units)))
 
 
-def cohorts(engine: Engine, args: dict, now: datetime, unit: str | None) -> dict:
+def cohorts(engine: Engine, args: dict, now: datetime, units: frozenset[str] | None) -> dict:
     query = _visible(
         sa.select(_c, *_count_columns(now)).select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id))
-        .group_by(*_c.c), unit)
+        .group_by(*_c.c), units)
     for name in ("programme_id", "agency", "province", "wave"):
         if args.get(name) is not None:
             query = query.where(_c.c[name] == args[name])
@@ -91,10 +91,10 @@ def _cohort_row(row) -> dict:
     return item
 
 
-def cohort(engine: Engine, cohort_id: str, now: datetime, unit: str | None) -> dict:
+def cohort(engine: Engine, cohort_id: str, now: datetime, units: frozenset[str] | None) -> dict:
     query = _visible(sa.select(_c, *_count_columns(now))
                      .select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id))
-                     .where(_c.c.id == cohort_id).group_by(*_c.c), unit)
+                     .where(_c.c.id == cohort_id).group_by(*_c.c), units)
     with db.reading(engine) as conn:
         row = conn.execute(query).first()
     if row is None:
@@ -105,20 +105,20 @@ def cohort(engine: Engine, cohort_id: str, now: datetime, unit: str | None) -> d
 ROLLUPS = {"agency": _c.c.agency, "province": _c.c.province, "programme": _c.c.programme_id}
 
 
-def rollup(engine: Engine, by: str, now: datetime, unit: str | None) -> list[dict]:
+def rollup(engine: Engine, by: str, now: datetime, units: frozenset[str] | None) -> list[dict]:
     """The cohort counts summed per organisation unit, province or programme."""
     group = ROLLUPS[by]
     query = _visible(sa.select(group.label("key"), sa.func.count(sa.distinct(_c.c.id)).label("cohorts"),
                                *_count_columns(now))
-                     .select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id)).group_by(group), unit)
+                     .select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id)).group_by(group), units)
     with db.reading(engine) as conn:
         rows = conn.execute(query.order_by(group)).all()
     return [_with_rates(_cohort_row(row)) for row in rows]
 
 
-def campaign(engine: Engine, now: datetime, unit: str | None) -> dict:
+def campaign(engine: Engine, now: datetime, units: frozenset[str] | None) -> dict:
     query = _visible(sa.select(sa.func.count(sa.distinct(_c.c.id)).label("cohorts"), *_count_columns(now))
-                     .select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id)), unit)
+                     .select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id)), units)
     with db.reading(engine) as conn:
         row = conn.execute(query).one()
     return _with_rates(_cohort_row(row))
@@ -144,8 +144,8 @@ def learner_view(row, now: datetime) -> dict:
     return item
 
 
-def learners(engine: Engine, cohort_id: str, args: dict, now: datetime, unit: str | None) -> dict:
-    cohort(engine, cohort_id, now, unit)
+def learners(engine: Engine, cohort_id: str, args: dict, now: datetime, units: frozenset[str] | None) -> dict:
+    cohort(engine, cohort_id, now, units)
     with db.reading(engine) as conn:
         return db.paged(conn, _learner_query(cohort_id, args, now), args, lambda row: learner_view(row, now))
 
@@ -169,12 +169,14 @@ def _state(item: dict) -> str:
     return "in_progress" if item["first_activity_at"] else "not_started"
 
 
-def learners_csv(engine: Engine, cohort_id: str, args: dict, now: datetime, unit: str | None) -> str:
-    """The list agencies send to staff who have not finished: every learner, no paging."""
-    cohort(engine, cohort_id, now, unit)
+def learners_csv(engine: Engine, cohort_id: str, args: dict, now: datetime, units: frozenset[str] | None,
+                 headers: list[str] | None = None) -> str:
+    """The list agencies send to staff who have not finished: every learner, no paging.
+    `headers`: the header row in the reader's language (shared.i18n.csv_headers)."""
+    cohort(engine, cohort_id, now, units)
     with db.reading(engine) as conn:
         rows = conn.execute(_learner_query(cohort_id, args, now)).all()
-    return csv_text(CSV_COLUMNS, (_csv_item(row, now) for row in rows))
+    return csv_text(CSV_COLUMNS, (_csv_item(row, now) for row in rows), headers)
 
 
 def _csv_item(row, now: datetime) -> dict:
@@ -185,11 +187,11 @@ def _csv_item(row, now: datetime) -> dict:
     return item
 
 
-def series(engine: Engine, cohort_id: str, now: datetime, unit: str | None) -> list[dict]:
+def series(engine: Engine, cohort_id: str, now: datetime, units: frozenset[str] | None) -> list[dict]:
     """Per day over the cohort's window, from the accounts' issue to the later of its
     deadline and today (and of any fact after both): enrolled, active (learners with any
     activity that day), completed (all modules), certified. Learners still enrolled only."""
-    found = cohort(engine, cohort_id, now, unit)
+    found = cohort(engine, cohort_id, now, units)
     enrolled = sa.select(_le.c.learner_key).where(_le.c.cohort_id == cohort_id, _ACTIVE)
     with db.reading(engine) as conn:
         rows = conn.execute(sa.select(_le.c.enrolled_at, _le.c.modules_completed_at, _le.c.certified_at,

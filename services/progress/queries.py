@@ -28,7 +28,8 @@ COUNTS = ("enrolled", "withdrawn", "started", "modules_completed", "passed", "fa
 STATES = ("not_started", "in_progress", "modules_completed", "passed", "failed", "certified", "overdue", "withdrawn")
 
 SORTS = {
-    "name": _le.c.name, "organisation": _le.c.organisation, "progress": _le.c.modules_completed,
+    # Vietnamese order (given name first; shared.name_order), from the key kept per row.
+    "name": _le.c.name_key, "organisation": _le.c.organisation, "progress": _le.c.modules_completed,
     "last_activity": _le.c.last_activity_at, "deadline": _le.c.deadline, "enrolled_at": _le.c.enrolled_at,
     "score": _le.c.final_test_best_score,
 }
@@ -139,6 +140,7 @@ def _learner_query(cohort_id: str, args: dict, now: datetime) -> sa.Select:
 
 def learner_view(row, now: datetime) -> dict:
     item = row._asdict()
+    item.pop("name_key", None)  # the order's bytes, not for readers
     item["percent"] = domain.percent(item["modules_completed"], item["modules_required"])
     item["overdue"] = domain.is_overdue(item["status"], item["deadline"], item["finished_at"], now)
     return item

@@ -112,8 +112,11 @@ def protect(blueprint, units_aware: bool = False, session_reads: bool = False) -
         if principal is None and session_reads and request.method in SAFE_METHODS:
             principal = session_principal()
         if principal is None:
+            # The dashboard's script says who it is: a challenge would make the browser
+            # open its Basic prompt over the page, instead of the script going to sign-in.
+            scripted = request.headers.get("X-Requested-With") == "XMLHttpRequest"
             abort(401, message="credentials required (HTTP Basic: operator key and secret)",
-                  headers={"WWW-Authenticate": 'Basic realm="learnstream"'})
+                  headers={} if scripted else {"WWW-Authenticate": 'Basic realm="learnstream"'})
         bind(principal)
         if principal.units is not None and not units_aware:
             abort(403, message=f"this key is limited to the unit {unit_limit(principal)!r}; "

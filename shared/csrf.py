@@ -11,7 +11,10 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import Blueprint, abort, request, session
+from flask import Blueprint, request, session
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from markupsafe import escape
 
 SESSION_TOKEN = "csrf"
 FORM_FIELD = "csrf_token"
@@ -27,7 +30,8 @@ def csrf_token() -> str:
 
 def protect(blueprint: Blueprint) -> None:
     """Every POST, PUT, PATCH and DELETE of the blueprint must carry the session's token
-    (form field or header); otherwise 400 before the view runs, so nothing changes."""
+    (form field or header); otherwise 400 before the view runs, so nothing changes. The
+    answer is a short page for the person at the browser, in their language."""
 
     @blueprint.before_request
     def _check_csrf():
@@ -36,7 +40,11 @@ def protect(blueprint: Blueprint) -> None:
         expected = session.get(SESSION_TOKEN)
         sent = request.form.get(FORM_FIELD) or request.headers.get(HEADER) or ""
         if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
-            abort(400, description="the form's CSRF token is missing or wrong: reload the page and try again")
+            message = _("The form's security token (CSRF) is missing or wrong: go back, reload the page and try again.")
+            page = (f'<!doctype html><html lang="{escape(str(get_locale()))}"><meta charset="utf-8">'
+                    f'<title>400</title><p style="font: 16px system-ui, sans-serif; margin: 2rem">'
+                    f'{escape(message)}</p>')
+            return page, 400, {"Content-Type": "text/html; charset=utf-8"}
         return None
 
     blueprint.app_context_processor(lambda: {"csrf_token": csrf_token})

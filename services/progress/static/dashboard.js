@@ -19,7 +19,11 @@ const TILES = ["enrolled", "started", "modules_completed", "passed", "failed", "
 const TEST_STATES = { not_attempted: "not_attempted", in_progress: "in_progress", passed: "passed_test", failed: "failed_test" };
 
 async function getJSON(path) {
-  const response = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  const response = await fetch(path, { credentials: "same-origin",
+    headers: { Accept: "application/json", "X-Requested-With": "XMLHttpRequest" } });
+  if (response.status === 401) {  // signed out elsewhere, or the session ended: sign in again
+    location.assign(`/dashboard/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`);
+  }
   if (!response.ok) throw new Error(`${path}: ${response.status}`);
   return response.json();
 }

@@ -70,10 +70,10 @@ image-smoke: venv ## run the image (migrate, enrollment web + relay) against the
 	bash deploy/container/smoke.sh
 
 translations: venv ## update shared/translations' catalogs from the sources and compile them (the .mo files are committed)
-	$(BIN)/python -m services.translations
+	$(BIN)/python -m tools.translations
 
 lint: venv ## ruff
-	$(BIN)/ruff check shared services tests bench
+	$(BIN)/ruff check shared services tests bench tools
 
 clean: ## remove local state (databases, broker data, metrics); keeps downloaded jars
 	-bash $(KAFKA) stop

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from babel.messages.pofile import read_po
 
-from services import translations
 from shared.i18n import LOCALES
+from tools import translations
 
 
 def test_every_message_of_the_sources_and_every_export_column_has_a_vietnamese_translation():

@@ -31,8 +31,7 @@ def template() -> Catalog:
     pot = Catalog(project="learnstream")
     for _file, _line, message, comments, context in extract_from_dir(
             ROOT, METHODS, keywords=KEYWORDS, comment_tags=("i18n:",)):
-        if "translations.py" not in _file:
-            pot.add(message, context=context, auto_comments=comments)
+        pot.add(message, context=context, auto_comments=comments)
     for column in CSV_COLUMNS:
         pot.add(column, context="csv")
     return pot
@@ -54,7 +53,9 @@ def main() -> None:
         path = po_path(locale)
         path.parent.mkdir(parents=True, exist_ok=True)
         catalog = read_po(path.open("rb"), locale=locale) if path.exists() else Catalog(locale=locale)
+        created = catalog.creation_date
         catalog.update(pot, no_fuzzy_matching=True)
+        catalog.creation_date = created  # unchanged sources: an unchanged file
         catalog.obsolete.clear()
         catalog.project, catalog.version, catalog.fuzzy = "learnstream", "", False
         out = io.BytesIO()

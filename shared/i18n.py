@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, g, has_request_context, request, session
+from flask import Flask, current_app, g, has_request_context, request, session
 from flask_babel import Babel, get_locale, pgettext
 
 LOCALES = ("en", "vi")
@@ -32,7 +32,6 @@ def select_locale() -> str:
 
 def _has_session() -> bool:
     # Only an app with a secret key (progress, for its dashboard) has a session to read.
-    from flask import current_app
     return bool(current_app.secret_key)
 
 

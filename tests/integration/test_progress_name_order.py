@@ -5,10 +5,14 @@ from __future__ import annotations
 import csv
 import io
 
+import sqlalchemy as sa
+
 from services.progress.app import create_app
 from services.progress.service import SERVICE as PROGRESS
 from shared import db
 from shared.consumer import ProjectionRunner
+from shared.name_order import sort_key
+from shared.service import load
 from tests.integration.test_progress_api import DEADLINE, ISSUED, NORTH
 from tests.support import statements as s
 from tests.support.flows import AUTH
@@ -43,3 +47,25 @@ def test_the_learner_list_and_csv_sort_by_given_name_in_vietnamese_order(deploym
     rows = list(csv.DictReader(io.StringIO(client.get(f"/cohorts/{NORTH}/learners.csv", headers=AUTH).text)))
     assert [row["name"] for row in rows] == IN_ORDER
     assert "name_key" not in client.get(f"/cohorts/{NORTH}/learners", headers=AUTH).json["items"][0]
+
+
+def test_rows_stored_before_the_key_get_theirs_from_the_migration(deployment):
+    from tests.integration.test_vocabulary_migration import _own_database
+
+    url = _own_database(deployment, "progress_name_key")
+    spec = load("progress")
+    db.migrate(url, spec.migrations, revision="0006")
+    engine = db.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO learner_enrolments (registration, cohort_id, programme_id, learner_key, name, status) "
+                "VALUES (:r, 'c', 'p', :r, :name, 'enrolled')"), [{"r": f"r{n}", "name": name}
+                                                                  for n, name in enumerate([*NAMES, None])])
+        db.migrate(url, spec.migrations)
+        with engine.connect() as conn:
+            keys = dict(conn.execute(sa.text("SELECT name, name_key FROM learner_enrolments")).all())
+        assert {name: bytes(key) for name, key in keys.items()} == {name: sort_key(name) for name in [*NAMES, None]}
+    finally:
+        engine.dispose()
+        db.drop_database(url)

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 KAFKA := deploy/kafka/kafka.sh
 
-.PHONY: help system-deps bench-deps venv run test test-unit bench lint kafka-up kafka-down migrate clean deploy-check helm image image-smoke cluster-up cluster-down test-cluster bench-cluster
+.PHONY: help system-deps bench-deps venv run test test-unit bench lint translations kafka-up kafka-down migrate clean deploy-check helm image image-smoke cluster-up cluster-down test-cluster bench-cluster
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -70,8 +70,11 @@ image: ## build localhost/learnstream with podman from a Debian base made by mmd
 image-smoke: venv ## run the image (migrate, enrollment web + relay) against the broker and DATABASE_URL's PostgreSQL
 	bash deploy/container/smoke.sh
 
+translations: venv ## update shared/translations' catalogs from the sources and compile them (the .mo files are committed)
+	$(BIN)/python -m tools.translations
+
 lint: venv ## ruff
-	$(BIN)/ruff check shared services tests bench
+	$(BIN)/ruff check shared services tests bench tools
 
 clean: ## remove local state (databases, broker data, metrics); keeps downloaded jars
 	-bash $(KAFKA) stop

@@ -22,12 +22,20 @@ import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import current_app, g, request
+from flask import current_app, g, request, session
 from flask_smorest import abort
 from sqlalchemy.engine import Engine
 
 from shared import account_tables, permissions
-from shared.accounts import AGENCY_OPERATOR, CAMPAIGN_ADMIN, LMS_CLIENT, Account, VerifiedSecrets
+from shared.accounts import (  # noqa: F401 (the role names, for callers of shared.auth)
+    AGENCY_OPERATOR,
+    AUDITOR,
+    CAMPAIGN_ADMIN,
+    LMS_CLIENT,
+    PROGRAMME_MANAGER,
+    Account,
+    VerifiedSecrets,
+)
 from shared.config import Settings
 
 log = logging.getLogger(__name__)
@@ -175,8 +183,11 @@ def has_role(*roles: str) -> bool:
 
 
 def _unauthorized():
+    # The dashboard's script says who it is (X-Requested-With): a challenge would make the
+    # browser open its Basic prompt over the page, instead of the script going to sign-in.
+    scripted = request.headers.get("X-Requested-With") == "XMLHttpRequest"
     abort(401, message="credentials required (HTTP Basic: account key and secret; or an OIDC bearer token)",
-          headers={"WWW-Authenticate": 'Basic realm="learnstream"'})
+          headers={} if scripted else {"WWW-Authenticate": 'Basic realm="learnstream"'})
 
 
 def protect(blueprint) -> None:
@@ -213,3 +224,29 @@ def visible_units() -> frozenset[str] | None:
     """The units the request's principal may see (None: every unit)."""
     principal = current_principal()
     return None if principal is None else principal.visible_units
+
+
+# --- the dashboard's session (services/progress/dashboard.py) ---------------------------
+
+# The session key holding the signed-in operator's key.
+SESSION_KEY = "operator"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def session_principal() -> Principal | None:
+    """The dashboard's signed-in operator, looked up again on every request so that a
+    key disabled since sign-in stops working at once. Only for a request from the
+    dashboard's own pages: a browser says `Sec-Fetch-Site: cross-site` for a request
+    another site started, and SameSite=Lax keeps the cookie off most of those anyway."""
+    key = session.get(SESSION_KEY)
+    if not key or request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return None
+    return principal_for_key(key)
+
+
+def bind(principal: Principal) -> None:
+    """The request acts for `principal`: `g.principal`, and `g.operator` (its key, which
+    commands record as who did it). `protect` takes a principal bound before it as
+    signed in, and still asks the permission table."""
+    g.principal = principal
+    g.operator = principal.key

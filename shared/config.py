@@ -131,6 +131,12 @@ class Settings:
     # refused this long at most after the service has projected the change.
     accounts_refresh_seconds: float = 1.0
     oidc: OidcSettings = field(default_factory=lambda: OidcSettings())
+    # The key the dashboard signs its session cookies with; empty: a random one made once
+    # under var/ (services/progress/dashboard.py). Every progress process must share it.
+    dashboard_session_secret: str = field(default="", repr=False)
+    # Mark the session cookie Secure even on plain HTTP (behind a TLS proxy that does not
+    # say X-Forwarded-Proto); over https it is Secure anyway.
+    dashboard_secure_cookies: bool = False
 
     @classmethod
     def from_env(cls, service: str, env=os.environ) -> Settings:
@@ -174,6 +180,8 @@ class Settings:
                 name_claim=env.get("OIDC_NAME_CLAIM", "preferred_username"),
                 leeway_seconds=float(env.get("OIDC_LEEWAY_SECONDS", "30")),
             ),
+            dashboard_session_secret=env.get("DASHBOARD_SESSION_SECRET", ""),
+            dashboard_secure_cookies=env.get("DASHBOARD_SECURE_COOKIES", "").lower() in ("1", "true", "yes"),
         )
 
     def secret_box(self) -> SecretBox:

@@ -26,12 +26,14 @@ def safe_cell(value) -> str:
     return str(value)
 
 
-def csv_chunks(columns: Sequence[str], rows: Iterable[Mapping]) -> Iterator[str]:
-    """A header of `columns`, then each row's values for them (missing ones empty), in
+def csv_chunks(columns: Sequence[str], rows: Iterable[Mapping],
+               headers: Sequence[str] | None = None) -> Iterator[str]:
+    """A header row (`headers`, the columns' names in the reader's language; else the
+    columns' own names), then each row's values for the columns (missing ones empty), in
     chunks of about 64 KB: an export of thousands streams instead of sitting in memory."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(columns)
+    writer.writerow([safe_cell(h) for h in headers] if headers is not None else columns)
     for row in rows:
         writer.writerow([safe_cell(row.get(column)) for column in columns])
         if buffer.tell() > CHUNK_CHARS:
@@ -41,5 +43,5 @@ def csv_chunks(columns: Sequence[str], rows: Iterable[Mapping]) -> Iterator[str]
     yield buffer.getvalue()
 
 
-def csv_text(columns: Sequence[str], rows: Iterable[Mapping]) -> str:
-    return "".join(csv_chunks(columns, rows))
+def csv_text(columns: Sequence[str], rows: Iterable[Mapping], headers: Sequence[str] | None = None) -> str:
+    return "".join(csv_chunks(columns, rows, headers))

@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
 
-from shared import audit, auth, bus, db
+from shared import audit, auth, bus, db, i18n
 from shared.blueprint import Blueprint  # noqa: F401 (every service's routes import it from here)
 from shared.config import Settings
 from shared.errors import DomainError
@@ -79,6 +79,7 @@ def create_service_app(
                               "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}},
     )
     api = Api(app)
+    i18n.install(app)
     blueprints = list(blueprints)
     if audit_log is not None:
         blueprints.append(audit.blueprint(audit_log))

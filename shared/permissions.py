@@ -64,10 +64,13 @@ ENDPOINTS: dict[str, dict[str, str]] = {
         "POST /accounts/<key>/secret": MANAGE_ACCOUNTS, "POST /accounts/<key>/disable": MANAGE_ACCOUNTS,
     },
     "progress": _COMMON | {
-        "GET /dashboard/static/<path:filename>": READ,
+        "GET /dashboard/static/<path:filename>": PUBLIC,  # the pages' CSS and script, the sign-in page's too
         "GET /campaign": READ, "GET /rollups": READ, "GET /cohorts": READ, "GET /cohorts/<cohort_id>": READ,
         "GET /cohorts/<cohort_id>/learners": READ, "GET /cohorts/<cohort_id>/learners.csv": READ,
         "GET /cohorts/<cohort_id>/series": READ, "GET /dashboard": READ, "GET /dashboard/cohorts/<cohort_id>": READ,
+        # Signing in, out and choosing a language show no data (services/progress/dashboard.py).
+        "GET /dashboard/sign-in": PUBLIC, "POST /dashboard/sign-in": PUBLIC, "POST /dashboard/sign-out": PUBLIC,
+        "POST /dashboard/language": PUBLIC,
         # cmi5: packages are programme content; a waiver or an abandonment changes an enrolment's
         # record; the fetch URL (its one-time token is the credential) and the package's files
         # are the AU's own, open to the browser that runs it.

@@ -6,7 +6,7 @@ from flask import Response, current_app, g, stream_with_context
 from services.certification import export, pdf, queries
 from services.certification import schemas as s
 from services.certification.commands import CertificationCommands
-from shared import http
+from shared import http, i18n
 from shared.auth import SECURITY, protect, visible_units
 from shared.http import Blueprint, attachment
 
@@ -81,7 +81,7 @@ def _export_filter(cohort_id: str, status: str):
 @blp.arguments(s.ExportArgs, location="query")
 def export_csv(args, cohort_id):
     """A cohort's certificates as a CSV list (status=active by default, or revoked, or all)"""
-    lines = export.csv_lines(_export_filter(cohort_id, args["status"]))
+    lines = export.csv_lines(_export_filter(cohort_id, args["status"]), i18n.csv_headers(export.CSV_COLUMNS))
     return Response(stream_with_context(lines), mimetype="text/csv", headers={
         "Content-Disposition": attachment(f"certificates-{cohort_id}.csv")})
 
@@ -91,7 +91,7 @@ def export_csv(args, cohort_id):
 @blp.arguments(s.ExportArgs, location="query")
 def export_zip(args, cohort_id):
     """A cohort's certificates as PDFs in a zip, with certificates.csv listing them (streamed)"""
-    chunks = export.zip_stream(_export_filter(cohort_id, args["status"]))
+    chunks = export.zip_stream(_export_filter(cohort_id, args["status"]), i18n.csv_headers(export.CSV_COLUMNS))
     return Response(stream_with_context(chunks), mimetype="application/zip", headers={
         "Content-Disposition": attachment(f"certificates-{cohort_id}.zip")})
 

@@ -21,8 +21,9 @@ def _csv_row(cert: dict) -> dict:
                 revoked_on=cert["revoked_at"].date().isoformat() if cert["revoked_at"] else None)
 
 
-def csv_lines(certs: Iterable[dict]) -> Iterator[str]:
-    return csv_chunks(CSV_COLUMNS, map(_csv_row, certs))
+def csv_lines(certs: Iterable[dict], headers: list[str] | None = None) -> Iterator[str]:
+    """`headers`: the header row in the reader's language (shared.i18n.csv_headers)."""
+    return csv_chunks(CSV_COLUMNS, map(_csv_row, certs), headers)
 
 
 class _Sink(io.RawIOBase):
@@ -43,7 +44,7 @@ class _Sink(io.RawIOBase):
         return data
 
 
-def zip_stream(certs: Iterable[dict]) -> Iterator[bytes]:
+def zip_stream(certs: Iterable[dict], headers: list[str] | None = None) -> Iterator[bytes]:
     """certificates/<number>.pdf for each certificate, then certificates.csv."""
     sink = _Sink()
     listed = []
@@ -52,5 +53,5 @@ def zip_stream(certs: Iterable[dict]) -> Iterator[bytes]:
             archive.writestr(f"certificates/{cert['number']}.pdf", pdf.render(cert, cert["verification_url"]))
             listed.append(cert)
             yield sink.drain()
-        archive.writestr("certificates.csv", "".join(csv_lines(listed)).encode("utf-8-sig"))
+        archive.writestr("certificates.csv", "".join(csv_lines(listed, headers)).encode("utf-8-sig"))
     yield sink.drain()

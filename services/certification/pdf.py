@@ -1,5 +1,6 @@
 """The printable certificate: one A4 landscape page drawn with ReportLab, with a QR code
-(ReportLab's own QR widget) pointing at the public verification page."""
+(ReportLab's own QR widget) pointing at the public verification page. Its words are in
+the request's language (shared.i18n); outside a request, English."""
 from __future__ import annotations
 
 import io
@@ -8,6 +9,7 @@ from functools import cache
 from pathlib import Path
 
 import reportlab
+from flask_babel import gettext as _
 from reportlab.graphics import renderPDF
 from reportlab.graphics.barcode.qr import QrCodeWidget
 from reportlab.graphics.shapes import Drawing
@@ -57,7 +59,9 @@ def _centred(c: canvas.Canvas, text: str, y: float, font: str, size: float, colo
 
 
 def issue_date(moment: datetime) -> str:
-    return f"{moment.day} {moment:%B %Y}"
+    """"5 December 2026" / "ngày 5 tháng 12 năm 2026": the catalog orders day, month and year."""
+    return _("%(day)s %(month_name)s %(year)s", day=moment.day, month=moment.month,
+             month_name=moment.strftime("%B"), year=moment.year)
 
 
 def render(cert: dict, verify_url: str) -> bytes:
@@ -66,7 +70,7 @@ def render(cert: dict, verify_url: str) -> bytes:
     width, height = landscape(A4)
     out = io.BytesIO()
     c = canvas.Canvas(out, pagesize=(width, height), pageCompression=1)
-    c.setTitle(f"Certificate {cert['number']}")
+    c.setTitle(_("Certificate %(number)s", number=cert["number"]))
     c.setAuthor("learnstream")
     c.setSubject(cert["programme_title"])
 
@@ -76,17 +80,17 @@ def render(cert: dict, verify_url: str) -> bytes:
     c.setLineWidth(0.8)
     c.rect(32, 32, width - 64, height - 64)
 
-    _centred(c, "CERTIFICATE OF COMPLETION", height - 110, bold, 30)
+    _centred(c, _("CERTIFICATE OF COMPLETION"), height - 110, bold, 30)
     c.setStrokeColor(ACCENT)
     c.setLineWidth(1.2)
     c.line(width / 2 - 120, height - 126, width / 2 + 120, height - 126)
-    _centred(c, "This certifies that", height - 170, regular, 15, MUTED)
+    _centred(c, _("This certifies that"), height - 170, regular, 15, MUTED)
     _centred(c, cert["learner_name"], height - 215, bold, 34)
     if cert.get("organisation"):
         _centred(c, cert["organisation"], height - 243, regular, 14, MUTED)
-    _centred(c, "has completed the programme", height - 285, regular, 15, MUTED)
+    _centred(c, _("has completed the programme"), height - 285, regular, 15, MUTED)
     _centred(c, cert["programme_title"], height - 325, bold, 24)
-    _centred(c, f"Issued on {issue_date(cert['issued_at'])}", height - 365, regular, 14)
+    _centred(c, _("Issued on %(date)s", date=issue_date(cert["issued_at"])), height - 365, regular, 14)
 
     qr_size = 118
     widget = QrCodeWidget(verify_url, barLevel="M")
@@ -98,10 +102,10 @@ def render(cert: dict, verify_url: str) -> bytes:
 
     c.setFillColor(INK)
     c.setFont(bold, 12)
-    c.drawString(64, 112, f"Certificate No. {cert['number']}")
+    c.drawString(64, 112, _("Certificate No. %(number)s", number=cert["number"]))
     c.setFont(regular, 10)
     c.setFillColor(MUTED)
-    c.drawString(64, 94, "Verify this certificate by scanning the code or at:")
+    c.drawString(64, 94, _("Verify this certificate by scanning the code or at:"))
     c.setFillColor(INK)
     c.setFont(regular, _fitted(c, verify_url, regular, 10, qr_x - 84))
     c.drawString(64, 80, verify_url)
@@ -113,7 +117,7 @@ def render(cert: dict, verify_url: str) -> bytes:
         c.translate(width / 2, height / 2)
         c.rotate(25)
         c.setFillAlpha(0.35)
-        c.drawCentredString(0, 0, "REVOKED")
+        c.drawCentredString(0, 0, _("REVOKED"))
         c.restoreState()
     c.showPage()
     c.save()

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 
 from services.certification import queries
 from services.certification import schemas as s
-from shared import http
+from shared import http, i18n
 
 blp = Blueprint("verification", __name__, url_prefix="/", template_folder="templates",
                 description="Public certificate verification (no credentials)")
@@ -54,4 +54,6 @@ def verify_page(code):
     headers = {**_HEADERS, "Vary": "Accept"}
     if request.accept_mimetypes.best_match(("text/html", "application/json")) == "application/json":
         return jsonify(s.VerificationSchema().dump(found)), status, headers
-    return render_template("verify.html", result=found), status, {**headers, "Content-Type": "text/html"}
+    # The page is in the reader's language (Accept-Language), so caches key on it too.
+    page = render_template("verify.html", result=found, locale=i18n.current_locale())
+    return page, status, {**headers, "Vary": "Accept, Accept-Language", "Content-Type": "text/html"}

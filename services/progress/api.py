@@ -1,16 +1,17 @@
-"""Progress HTTP routes: operator views over the read models, and the dashboard. Thin."""
-from flask import Response, current_app, render_template
+"""Progress HTTP routes: operator views over the read models (the dashboard's pages: dashboard.py). Thin."""
+from flask import Response, current_app
 
 from services.progress import queries
 from services.progress import schemas as s
-from shared import http
+from shared import http, i18n
 from shared.auth import SECURITY, protect, visible_units
-from shared.http import Blueprint, attachment, html_page
+from shared.http import Blueprint, attachment
 
-blp = Blueprint("progress", __name__, url_prefix="/", template_folder="templates", static_folder="static",
-                static_url_path="/dashboard/static",
+blp = Blueprint("progress", __name__, url_prefix="/",
                 description="Campaign, cohort and learner progress (operator credentials required; "
                             "an agency operator sees only the cohorts of their units)")
+# The dashboard's script (dashboard.py) reads these with its session cookie: the session
+# sets the principal before this blueprint's check (dashboard.install).
 protect(blp)
 
 
@@ -18,7 +19,7 @@ def _now():
     return current_app.extensions["progress_clock"]()
 
 
-def _unit():
+def _units():
     return visible_units()
 
 
@@ -27,7 +28,7 @@ def _unit():
 @blp.response(200, s.CampaignSchema)
 def get_campaign():
     """Totals over every cohort the operator may see"""
-    return queries.campaign(http.engine(), _now(), _unit())
+    return queries.campaign(http.engine(), _now(), _units())
 
 
 @blp.route("/rollups", methods=["GET"])
@@ -36,7 +37,7 @@ def get_campaign():
 @blp.response(200, s.RollupSchema(many=True))
 def get_rollups(args):
     """Counts per organisation unit (agency), province or programme"""
-    return queries.rollup(http.engine(), args["by"], _now(), _unit())
+    return queries.rollup(http.engine(), args["by"], _now(), _units())
 
 
 @blp.route("/cohorts", methods=["GET"])
@@ -45,7 +46,7 @@ def get_rollups(args):
 @blp.response(200, s.CohortProgressPageSchema)
 def list_cohorts(args):
     """Cohorts with their counts and rates"""
-    return queries.cohorts(http.engine(), args, _now(), _unit())
+    return queries.cohorts(http.engine(), args, _now(), _units())
 
 
 @blp.route("/cohorts/<cohort_id>", methods=["GET"])
@@ -53,7 +54,7 @@ def list_cohorts(args):
 @blp.response(200, s.CohortProgressSchema)
 def get_cohort(cohort_id):
     """One cohort's counts and rates"""
-    return queries.cohort(http.engine(), cohort_id, _now(), _unit())
+    return queries.cohort(http.engine(), cohort_id, _now(), _units())
 
 
 @blp.route("/cohorts/<cohort_id>/learners", methods=["GET"])
@@ -62,7 +63,7 @@ def get_cohort(cohort_id):
 @blp.response(200, s.LearnerProgressPageSchema)
 def list_learners(args, cohort_id):
     """A cohort's learners: progress, final test, certificate, deadline, overdue; filter, sort, page"""
-    return queries.learners(http.engine(), cohort_id, args, _now(), _unit())
+    return queries.learners(http.engine(), cohort_id, args, _now(), _units())
 
 
 @blp.route("/cohorts/<cohort_id>/learners.csv", methods=["GET"])
@@ -71,7 +72,8 @@ def list_learners(args, cohort_id):
 @blp.arguments(s.LearnerFilterArgs, location="query")
 def export_learners(args, cohort_id):
     """A cohort's learner list as CSV (same filters as the JSON list, without paging)"""
-    body = queries.learners_csv(http.engine(), cohort_id, args, _now(), _unit())
+    body = queries.learners_csv(http.engine(), cohort_id, args, _now(), _units(),
+                                i18n.csv_headers(queries.CSV_COLUMNS))
     return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": attachment(f"cohort-{cohort_id}-learners.csv")})
 
@@ -81,21 +83,4 @@ def export_learners(args, cohort_id):
 @blp.response(200, s.DaySchema(many=True))
 def get_series(cohort_id):
     """Per day: enrolled, active, completed (all modules) and certified, over the window"""
-    return queries.series(http.engine(), cohort_id, _now(), _unit())
-
-
-@blp.route("/dashboard", methods=["GET"])
-@blp.doc(security=SECURITY, responses={"200": {"description": "HTML page"}})
-@html_page
-def dashboard():
-    """The live campaign dashboard (HTML)"""
-    return render_template("dashboard.html", page="campaign", cohort_id="")
-
-
-@blp.route("/dashboard/cohorts/<cohort_id>", methods=["GET"])
-@blp.doc(security=SECURITY, responses={"200": {"description": "HTML page"}})
-@html_page
-def dashboard_cohort(cohort_id):
-    """A cohort's live dashboard page (HTML)"""
-    queries.cohort(http.engine(), cohort_id, _now(), _unit())
-    return render_template("dashboard.html", page="cohort", cohort_id=cohort_id)
+    return queries.series(http.engine(), cohort_id, _now(), _units())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.progress import tables
+from services.progress import dashboard, tables
 from services.progress.api import blp
 from services.progress.cmi5 import api as cmi5_api
 from services.progress.cmi5.lms import Cmi5Lms
@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, clock=xapi.utc_now) -> Flask:
     # session tokens (deps.SessionHook).
     lms = Cmi5Lms(engine, outbox=tables.outbox, topic=settings.topic("lrs"), activity_base=settings.activity_base)
     app.extensions["cmi5"] = lms
+    dashboard.install(app, settings)
     # The xAPI LRS (its own auth, errors and content types), given what it needs.
     lrs = Lrs.create(engine, outbox=tables.outbox, topic=settings.topic("lrs"),
                      cursor_secret=settings.lrs_cursor_secret, sessions=lms,

@@ -14,6 +14,7 @@ from shared.account_tables import handlers as account_handlers
 from shared.config import Settings
 from shared.consumer import Projection
 from shared.events import EventType
+from shared.name_order import sort_key
 from shared.vocabulary import ENROLLED, REVOKED, VALID, WITHDRAWN
 
 
@@ -43,6 +44,7 @@ def _learner_row(enrolment: catalog.Enrolment, status: str) -> dict:
     return {
         "registration": enrolment.registration, "cohort_id": enrolment.cohort.id,
         "programme_id": enrolment.programme.id, "learner_key": enrolment.learner_key, "name": enrolment.name,
+        "name_key": sort_key(enrolment.name),
         "organisation": enrolment.organisation, "status": status, "deadline": enrolment.deadline,
         "enrolled_at": enrolment.at if status == ENROLLED else None,
         "withdrawn_at": enrolment.at if status == WITHDRAWN else None,

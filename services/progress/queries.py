@@ -2,7 +2,7 @@
 
 Counts are always computed from the per-learner rows (never kept as counters), so they
 agree with them by construction; "overdue" is decided against the clock at query time.
-An operator limited to one organisation unit sees only that unit's cohorts.
+An operator limited to organisation units sees only their cohorts.
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ COUNTS = ("enrolled", "withdrawn", "started", "modules_completed", "passed", "fa
 STATES = ("not_started", "in_progress", "modules_completed", "passed", "failed", "certified", "overdue", "withdrawn")
 
 SORTS = {
-    "name": _le.c.name, "organisation": _le.c.organisation, "progress": _le.c.modules_completed,
+    # Vietnamese order (given name first; shared.name_order), from the key kept per row.
+    "name": _le.c.name_key, "organisation": _le.c.organisation, "progress": _le.c.modules_completed,
     "last_activity": _le.c.last_activity_at, "deadline": _le.c.deadline, "enrolled_at": _le.c.enrolled_at,
     "score": _le.c.final_test_best_score,
 }
@@ -74,10 +75,10 @@ def _visible(query: sa.Select, units: frozenset[str] | None) -> sa.Select:
     return query.where(db.in_units(_c.c.agency, _c.c.province, units))
 
 
-def cohorts(engine: Engine, args: dict, now: datetime, unit: frozenset[str] | None) -> dict:
+def cohorts(engine: Engine, args: dict, now: datetime, units: frozenset[str] | None) -> dict:
     query = _visible(
         sa.select(_c, *_count_columns(now)).select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id))
-        .group_by(*_c.c), unit)
+        .group_by(*_c.c), units)
     for name in ("programme_id", "agency", "province", "wave"):
         if args.get(name) is not None:
             query = query.where(_c.c[name] == args[name])
@@ -92,10 +93,10 @@ def _cohort_row(row) -> dict:
     return item
 
 
-def cohort(engine: Engine, cohort_id: str, now: datetime, unit: frozenset[str] | None) -> dict:
+def cohort(engine: Engine, cohort_id: str, now: datetime, units: frozenset[str] | None) -> dict:
     query = _visible(sa.select(_c, *_count_columns(now))
                      .select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id))
-                     .where(_c.c.id == cohort_id).group_by(*_c.c), unit)
+                     .where(_c.c.id == cohort_id).group_by(*_c.c), units)
     with db.reading(engine) as conn:
         row = conn.execute(query).first()
     if row is None:
@@ -106,20 +107,20 @@ def cohort(engine: Engine, cohort_id: str, now: datetime, unit: frozenset[str] |
 ROLLUPS = {"agency": _c.c.agency, "province": _c.c.province, "programme": _c.c.programme_id}
 
 
-def rollup(engine: Engine, by: str, now: datetime, unit: frozenset[str] | None) -> list[dict]:
+def rollup(engine: Engine, by: str, now: datetime, units: frozenset[str] | None) -> list[dict]:
     """The cohort counts summed per organisation unit, province or programme."""
     group = ROLLUPS[by]
     query = _visible(sa.select(group.label("key"), sa.func.count(sa.distinct(_c.c.id)).label("cohorts"),
                                *_count_columns(now))
-                     .select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id)).group_by(group), unit)
+                     .select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id)).group_by(group), units)
     with db.reading(engine) as conn:
         rows = conn.execute(query.order_by(group)).all()
     return [_with_rates(_cohort_row(row)) for row in rows]
 
 
-def campaign(engine: Engine, now: datetime, unit: frozenset[str] | None) -> dict:
+def campaign(engine: Engine, now: datetime, units: frozenset[str] | None) -> dict:
     query = _visible(sa.select(sa.func.count(sa.distinct(_c.c.id)).label("cohorts"), *_count_columns(now))
-                     .select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id)), unit)
+                     .select_from(_c.outerjoin(_le, _le.c.cohort_id == _c.c.id)), units)
     with db.reading(engine) as conn:
         row = conn.execute(query).one()
     return _with_rates(_cohort_row(row))
@@ -140,13 +141,14 @@ def _learner_query(cohort_id: str, args: dict, now: datetime) -> sa.Select:
 
 def learner_view(row, now: datetime) -> dict:
     item = row._asdict()
+    item.pop("name_key", None)  # the order's bytes, not for readers
     item["percent"] = domain.percent(item["modules_completed"], item["modules_required"])
     item["overdue"] = domain.is_overdue(item["status"], item["deadline"], item["finished_at"], now)
     return item
 
 
-def learners(engine: Engine, cohort_id: str, args: dict, now: datetime, unit: frozenset[str] | None) -> dict:
-    cohort(engine, cohort_id, now, unit)
+def learners(engine: Engine, cohort_id: str, args: dict, now: datetime, units: frozenset[str] | None) -> dict:
+    cohort(engine, cohort_id, now, units)
     with db.reading(engine) as conn:
         return db.paged(conn, _learner_query(cohort_id, args, now), args, lambda row: learner_view(row, now))
 
@@ -170,12 +172,14 @@ def _state(item: dict) -> str:
     return "in_progress" if item["first_activity_at"] else "not_started"
 
 
-def learners_csv(engine: Engine, cohort_id: str, args: dict, now: datetime, unit: frozenset[str] | None) -> str:
-    """The list agencies send to staff who have not finished: every learner, no paging."""
-    cohort(engine, cohort_id, now, unit)
+def learners_csv(engine: Engine, cohort_id: str, args: dict, now: datetime, units: frozenset[str] | None,
+                 headers: list[str] | None = None) -> str:
+    """The list agencies send to staff who have not finished: every learner, no paging.
+    `headers`: the header row in the reader's language (shared.i18n.csv_headers)."""
+    cohort(engine, cohort_id, now, units)
     with db.reading(engine) as conn:
         rows = conn.execute(_learner_query(cohort_id, args, now)).all()
-    return csv_text(CSV_COLUMNS, (_csv_item(row, now) for row in rows))
+    return csv_text(CSV_COLUMNS, (_csv_item(row, now) for row in rows), headers)
 
 
 def _csv_item(row, now: datetime) -> dict:
@@ -186,11 +190,11 @@ def _csv_item(row, now: datetime) -> dict:
     return item
 
 
-def series(engine: Engine, cohort_id: str, now: datetime, unit: frozenset[str] | None) -> list[dict]:
+def series(engine: Engine, cohort_id: str, now: datetime, units: frozenset[str] | None) -> list[dict]:
     """Per day over the cohort's window, from the accounts' issue to the later of its
     deadline and today (and of any fact after both): enrolled, active (learners with any
     activity that day), completed (all modules), certified. Learners still enrolled only."""
-    found = cohort(engine, cohort_id, now, unit)
+    found = cohort(engine, cohort_id, now, units)
     enrolled = sa.select(_le.c.learner_key).where(_le.c.cohort_id == cohort_id, _ACTIVE)
     with db.reading(engine) as conn:
         rows = conn.execute(sa.select(_le.c.enrolled_at, _le.c.modules_completed_at, _le.c.certified_at,

@@ -42,6 +42,8 @@ learner_enrolments = sa.Table(
     sa.Column("programme_id", sa.String(36), nullable=False),
     sa.Column("learner_key", sa.String(64), nullable=False, index=True),
     sa.Column("name", sa.String(300), nullable=True),
+    # shared.name_order.sort_key(name): the list's order by name (Vietnamese), in SQL.
+    sa.Column("name_key", sa.LargeBinary(), nullable=True),
     sa.Column("organisation", sa.String(300), nullable=True),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("enrolled_at", UtcDateTime(), nullable=True),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
@@ -17,7 +18,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 
 from shared.config import VAR_DIR
-from tests.integration.test_progress_api import DEADLINE, NORTH, world  # noqa: F401  (fixture)
+from tests.conftest import CREDENTIALS, UNIT_OPERATOR
+from tests.integration.test_progress_api import DEADLINE, NORTH, SOUTH, world  # noqa: F401  (fixture)
 from tests.support import statements as s
 from tests.support.flows import AUTH
 
@@ -42,8 +44,7 @@ def served(world):  # noqa: F811
     server.shutdown()
 
 
-@pytest.fixture
-def browser():
+def _driver(languages: str = "en-GB,en"):
     binary, driver_path = _chromium()
     options = webdriver.ChromeOptions()
     options.binary_location = binary
@@ -51,16 +52,33 @@ def browser():
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--window-size=1280,1000"):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    # Operator credentials on every request, as a browser does after the Basic prompt.
+    options.add_experimental_option("prefs", {"intl.accept_languages": languages})  # Accept-Language
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+@pytest.fixture
+def browser():
+    driver = _driver()
+    # Operator credentials on every request, as a script sends them (the pages take Basic too).
     driver.execute_cdp_cmd("Network.enable", {})
     driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": AUTH})
     yield driver
     driver.quit()
 
 
+@pytest.fixture
+def vietnamese_browser():
+    """A browser that asks for Vietnamese and signs in through the dashboard's own page."""
+    driver = _driver("vi-VN,vi")
+    yield driver
+    driver.quit()
+
+
 def _loaded(driver, timeout=30):
-    WebDriverWait(driver, timeout).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded"))
+    # Right after a sign-in or a language switch the page may still be replaced: a body
+    # found a moment before may be gone (stale) when asked.
+    WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded"))
 
 
 def _shot(driver, name: str) -> Path:
@@ -127,3 +145,98 @@ def test_cohort_page_table_sort_filter_overdue_and_live_refresh(served, browser)
         time.sleep(0.2)
     assert _tile(browser, "started") == "3"
     _shot(browser, "cohort-filtered")
+
+
+def _sign_in(driver, base: str, key: str, secret: str, then: str = "/dashboard"):
+    driver.get(f"{base}{then}")
+    WebDriverWait(driver, 15).until(lambda d: "/dashboard/sign-in" in d.current_url)
+    driver.find_element(By.NAME, "key").send_keys(key)
+    driver.find_element(By.NAME, "secret").send_keys(secret)
+    driver.find_element(By.CSS_SELECTOR, "#sign-in button[type=submit]").click()
+    WebDriverWait(driver, 15).until(lambda d: "/dashboard/sign-in" not in d.current_url)
+    _loaded(driver)
+
+
+def _text(driver, css: str) -> str:
+    return driver.execute_script("return document.querySelector(arguments[0]).textContent", css)
+
+
+def test_sign_in_see_the_dashboard_in_vietnamese_and_sign_out(served, vietnamese_browser):
+    base, clock, _ = served
+    driver = vietnamese_browser
+    driver.get(f"{base}/dashboard")
+    WebDriverWait(driver, 15).until(lambda d: "/dashboard/sign-in" in d.current_url)
+    assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "vi"
+    assert "Đăng nhập" in _text(driver, "#sign-in h1")
+    _shot(driver, "sign-in-vi")
+
+    # A wrong secret: the page again, with the error in Vietnamese.
+    driver.find_element(By.NAME, "key").send_keys("ops")
+    driver.find_element(By.NAME, "secret").send_keys("wrong")
+    driver.find_element(By.CSS_SELECTOR, "#sign-in button[type=submit]").click()
+    WebDriverWait(driver, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#sign-in .error"))
+    assert _text(driver, "#sign-in .error") == "Sai khóa hoặc mật khẩu."
+
+    _sign_in(driver, base, "ops", CREDENTIALS["ops"])
+    cookie = driver.get_cookie("learnstream_dashboard")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert driver.execute_script("return document.cookie") == ""  # HttpOnly: no script reads it
+    assert _text(driver, "#title") == "Tổng quan chiến dịch"
+    assert _tile(driver, "enrolled") == "4"
+    assert driver.execute_script("return document.querySelector('.tile.enrolled span').textContent").startswith(
+        "Đã ghi danh")
+    assert _text(driver, "#sign-out button") == "Đăng xuất"
+    _shot(driver, "campaign-vi")
+
+    clock.now = DEADLINE + timedelta(hours=2)
+    driver.get(f"{base}/dashboard/cohorts/{NORTH}")
+    _loaded(driver)
+    assert "trang 1 / 1 · 4 học viên" == _text(driver, "#page")
+    assert _tile(driver, "overdue") == "2" and _text(driver, '#learners th[data-sort="deadline"]') == "Hạn chót"
+    _shot(driver, "cohort-vi")
+
+    # The switch: English for this session, whatever the browser asks for.
+    driver.find_element(By.CSS_SELECTOR, '#language button[value="en"]').click()
+    _loaded(driver)
+    assert driver.current_url.endswith(f"/dashboard/cohorts/{NORTH}")
+    assert _text(driver, "#sign-out button") == "Sign out"
+    driver.find_element(By.CSS_SELECTOR, '#language button[value="vi"]').click()
+    _loaded(driver)
+
+    driver.find_element(By.CSS_SELECTOR, "#sign-out button").click()
+    WebDriverWait(driver, 15).until(lambda d: "/dashboard/sign-in" in d.current_url)
+    _shot(driver, "signed-out-vi")
+    driver.get(f"{base}/dashboard")
+    WebDriverWait(driver, 15).until(lambda d: "/dashboard/sign-in" in d.current_url)  # the session is gone
+    assert driver.execute_script(
+        "return fetch('/campaign', {headers: {'X-Requested-With': 'XMLHttpRequest'}}).then(r => r.status)") == 401
+
+
+def test_a_form_posted_without_its_csrf_token_is_refused_and_changes_nothing(served, vietnamese_browser):
+    base, _, _ = served
+    driver = vietnamese_browser
+    _sign_in(driver, base, "ops", CREDENTIALS["ops"])
+    # What a page on another site would post: the form without the token.
+    driver.execute_script("document.querySelector('#sign-out input[name=csrf_token]').remove()")
+    driver.find_element(By.CSS_SELECTOR, "#sign-out button").click()
+    # The page is being replaced meanwhile: its old body may go stale under the lookup.
+    WebDriverWait(driver, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: "CSRF" in d.find_element(By.TAG_NAME, "body").text)
+    _shot(driver, "csrf-refused")
+    driver.get(f"{base}/dashboard")
+    _loaded(driver)  # still signed in
+    assert driver.execute_script("return fetch('/campaign').then(r => r.status)") == 200
+
+
+def test_an_agency_operator_sees_only_their_units(served, vietnamese_browser):
+    base, _, _ = served
+    driver = vietnamese_browser
+    key, secret, unit = UNIT_OPERATOR
+    _sign_in(driver, base, key, secret)
+    assert unit in _text(driver, "#who")
+    assert [row["cells"][1] for row in _rows(driver, "#cohorts tbody tr")] == [unit]
+    assert {row["cells"][0] for row in _rows(driver, "#by-agency tbody tr")} == {unit}
+    assert _tile(driver, "enrolled") == "3"
+    _shot(driver, "campaign-agency-operator")
+    status = driver.execute_script(f"return fetch('/cohorts/{SOUTH}').then(r => r.status)")
+    assert status == 404

@@ -65,3 +65,23 @@ def test_verify_answers_json_or_html_by_accept_found_or_not(deployment):
         assert set(documented[status]["content"]) == {"text/html", "application/json"}
         assert documented[status]["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/Verification"}
+
+
+def test_the_verification_page_and_the_pdf_in_the_readers_language(deployment):
+    import pypdfium2 as pdfium
+
+    app = deployment.app("certification")
+    row = _certificate(app)
+    client = app.test_client()
+    vi = {"Accept-Language": "vi-VN,vi;q=0.9"}
+    page = client.get(f"/verify/{row['verification_code']}", headers=vi)
+    assert 'lang="vi"' in page.text and "Chứng nhận này hợp lệ." in page.text and "Họ và tên" in page.text
+    assert page.headers["Vary"] == "Accept, Accept-Language"
+    assert "This certificate is valid." in client.get(f"/verify/{row['verification_code']}").text
+
+    def text(headers):
+        data = client.get(f"/certificates/{row['id']}.pdf", headers={**AUTH, **headers}).data
+        return pdfium.PdfDocument(data)[0].get_textpage().get_text_range()
+
+    assert "CHỨNG NHẬN HOÀN THÀNH" in text(vi) and "Cấp ngày 2 tháng 11 năm 2026" in text(vi)
+    assert "CERTIFICATE OF COMPLETION" in text({}) and "Issued on 2 November 2026" in text({})

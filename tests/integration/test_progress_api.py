@@ -141,7 +141,8 @@ def test_a_unit_operator_is_refused_where_an_api_does_not_filter_by_unit(deploym
 
 def test_dashboard_pages_need_credentials(world):
     client, _, _ = world
-    assert client.get("/dashboard").status_code == 401
+    # No Basic prompt any more: a browser without a session goes to the sign-in page.
+    assert client.get("/dashboard").headers["Location"].startswith("/dashboard/sign-in")
     page = client.get("/dashboard", headers=AUTH)
     assert page.status_code == 200 and b"dashboard.js" in page.data
     assert client.get(f"/dashboard/cohorts/{NORTH}", headers=AUTH).status_code == 200

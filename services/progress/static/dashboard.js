@@ -7,12 +7,23 @@ const body = document.body;
 const cohortId = body.dataset.cohort;
 const state = { page: 1, pageSize: 50, sort: "name", order: "asc", filter: "", q: "" };
 
-const TILES = [["enrolled", "Enrolled"], ["started", "Started"], ["modules_completed", "Modules done"],
-               ["passed", "Passed"], ["failed", "Failed"], ["certified", "Certified"], ["overdue", "Overdue"],
-               ["withdrawn", "Withdrawn"]];
+// The page's words in the operator's language, translated by the server (dashboard.py).
+const MESSAGES = JSON.parse(document.getElementById("messages").textContent);
+const LOCALE = body.dataset.locale || "en";
+function t(key, params = {}) {
+  return (MESSAGES[key] ?? key).replace(/%\((\w+)\)s/g, (_, name) => String(params[name] ?? ""));
+}
+
+const TILES = ["enrolled", "started", "modules_completed", "passed", "failed", "certified", "overdue", "withdrawn"]
+  .map((key) => [key, t(key)]);
+const TEST_STATES = { not_attempted: "not_attempted", in_progress: "in_progress", passed: "passed_test", failed: "failed_test" };
 
 async function getJSON(path) {
-  const response = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  const response = await fetch(path, { credentials: "same-origin",
+    headers: { Accept: "application/json", "X-Requested-With": "XMLHttpRequest" } });
+  if (response.status === 401) {  // signed out elsewhere, or the session ended: sign in again
+    location.assign(`/dashboard/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`);
+  }
   if (!response.ok) throw new Error(`${path}: ${response.status}`);
   return response.json();
 }
@@ -56,7 +67,7 @@ async function campaignPage() {
     el("td", { class: c.overdue ? "warn" : "" }, String(c.overdue)))));
   for (const [id, rows] of [["by-agency", agencies], ["by-province", provinces]]) {
     document.getElementById(id).replaceChildren(
-      el("thead", {}, el("tr", {}, ...["", "Enrolled", "Certified", "Overdue"].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ...["", t("enrolled"), t("certified"), t("overdue")].map((h) => el("th", {}, h)))),
       el("tbody", {}, ...rows.map((r) => el("tr", {}, el("td", {}, r.key || "–"), el("td", {}, String(r.enrolled)),
         el("td", {}, pct(r.rates.certified)), el("td", {}, String(r.overdue))))));
   }
@@ -110,13 +121,13 @@ async function cohortPage() {
   document.getElementById("csv").href = `${base}/learners.csv?${csv}`;
   document.querySelector("#learners tbody").replaceChildren(...learners.items.map((l) => el("tr",
     { class: l.overdue ? "overdue" : l.status, "data-registration": l.registration },
-    el("td", {}, l.name || "–", l.status === "withdrawn" ? el("small", {}, " withdrawn") : ""), el("td", {}, l.organisation || "–"),
+    el("td", {}, l.name || "–", l.status === "withdrawn" ? el("small", {}, ` ${t("withdrawn_mark")}`) : ""), el("td", {}, l.organisation || "–"),
     el("td", {}, progressBar(l.modules_completed, l.modules_required)),
-    el("td", {}, l.final_test_status.replace("_", " ") + (l.final_test_best_score != null ? ` (${Math.round(l.final_test_best_score * 100)}%)` : "")),
+    el("td", {}, t(TEST_STATES[l.final_test_status] || l.final_test_status) + (l.final_test_best_score != null ? ` (${Math.round(l.final_test_best_score * 100)}%)` : "")),
     el("td", {}, l.certificate_status === "valid" ? l.certificate_number : "–"),
     el("td", {}, day(l.deadline)), el("td", {}, day(l.last_activity_at)))));
   const pages = Math.max(1, Math.ceil(learners.total / state.pageSize));
-  document.getElementById("page").textContent = `page ${state.page} of ${pages} · ${learners.total} learners`;
+  document.getElementById("page").textContent = t("page", { page: state.page, pages, total: learners.total });
   document.getElementById("prev").disabled = state.page <= 1;
   document.getElementById("next").disabled = state.page >= pages;
   for (const th of document.querySelectorAll("#learners th[data-sort]")) {
@@ -147,10 +158,10 @@ async function main() {
   const refresh = async () => {
     try {
       await render();
-      document.getElementById("updated").textContent = `live · updated ${new Date().toLocaleTimeString()}`;
+      document.getElementById("updated").textContent = t("updated", { time: new Date().toLocaleTimeString(LOCALE) });
       body.dataset.loaded = "true";
     } catch (error) {
-      document.getElementById("updated").textContent = `update failed: ${error.message}`;
+      document.getElementById("updated").textContent = t("update_failed", { error: error.message });
     }
   };
   if (isCohort) wireCohortControls(refresh);

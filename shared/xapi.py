@@ -358,3 +358,20 @@ SATISFIED = Verb("https://w3id.org/xapi/adl/verbs/satisfied", "satisfied")
 ACTIVITY_TYPE_CERTIFICATE = "http://id.tincanapi.com/activitytype/certificate"
 EXT_CERTIFICATE = f"{EXT}/certificate"
 EXT_LEARNER = f"{EXT}/learner"
+
+
+# A satisfied cmi5 course stands for programme modules (EXT_MODULES): each counts as
+# completed, in progress and in certification alike. The facts it yields get ids derived
+# from the statement's, so a rebuild makes the same ones.
+_MODULE_FACT = uuid.UUID("8d7f3c1e-5b0a-4c39-9a57-2f1e6c4b9d30")
+
+
+def modules_satisfied(stmt: dict) -> list[tuple[str, str]]:
+    """(fact id, module activity id) for each module a satisfied statement stands for."""
+    if verb_id(stmt) != SATISFIED.id:
+        return []
+    modules = object_extensions(stmt).get(EXT_MODULES)
+    if not isinstance(modules, list):
+        return []
+    return [(str(uuid.uuid5(_MODULE_FACT, f"{stmt['id']} {module}")), module)
+            for module in dict.fromkeys(m for m in modules if isinstance(m, str) and 0 < len(m) <= 500)]

@@ -138,6 +138,9 @@ def on_lrs_statement(settings: Settings, conn: Connection, statements: list[dict
         row = _achievement(stmt, kind)
         if row is not None:
             rows.append(row)
+            # A satisfied cmi5 course: each module it stands for is done, as in progress.
+            rows += [row | {"statement_id": fact_id, "activity_id": module}
+                     for fact_id, module in xapi.modules_satisfied(stmt)]
     _store_achievements(settings, conn, rows)
     if voided:
         a = t.achievements

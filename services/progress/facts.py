@@ -19,7 +19,6 @@ same rows (tests/integration/test_progress_incremental.py).
 """
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -91,20 +90,10 @@ def activity_rows(statements: list[dict]) -> list[dict]:
     return rows
 
 
-_MODULE_FACT = uuid.UUID("8d7f3c1e-5b0a-4c39-9a57-2f1e6c4b9d30")  # namespace of the facts below
-
-
 def _modules_satisfied(stmt: dict, fact: dict) -> list[dict]:
-    """A satisfied cmi5 course completes each module it stands for (shared.xapi.EXT_MODULES):
-    a fact per module, with an id derived from the statement's, so a rebuild makes the same."""
-    if xapi.verb_id(stmt) != xapi.SATISFIED.id:
-        return []
-    modules = ((stmt["object"].get("definition") or {}).get("extensions") or {}).get(xapi.EXT_MODULES)
-    if not isinstance(modules, list):
-        return []
-    return [{**fact, "statement_id": str(uuid.uuid5(_MODULE_FACT, f"{fact['statement_id']} {module}")),
-             "activity_id": module, "completed": True, "seconds": 0.0}
-            for module in dict.fromkeys(modules) if isinstance(module, str) and 0 < len(module) <= 500]
+    """A satisfied cmi5 course completes each module it stands for (xapi.modules_satisfied)."""
+    return [{**fact, "statement_id": fact_id, "activity_id": module, "completed": True, "seconds": 0.0}
+            for fact_id, module in xapi.modules_satisfied(stmt)]
 
 
 def _attempt_id(stmt: dict) -> str | None:

@@ -360,3 +360,32 @@ def test_late_is_decided_by_the_clock_for_learners_who_never_sent_a_statement(de
     assert [_standing(client, e) for e in (idle, partial, done)] == ["in_progress", "in_progress", "qualified"]
     app.extensions["commands"].clock = lambda: DEADLINE + timedelta(days=2, hours=1)
     assert [_standing(client, e) for e in (idle, partial)] == ["late", "late"]
+
+
+def test_a_satisfied_cmi5_course_meets_the_modules_it_stands_for(deployment):
+    """An LMS's satisfied course (cmi5, services/progress/cmi5) names the programme modules
+    it completes: with the final test passed, the rule holds without any module's own
+    statement (a waived AU has none), as progress counts it."""
+    from services.progress.cmi5 import statements as cmi5_statements
+    from services.progress.cmi5 import terms
+
+    programme, cohort, (ana, bo) = cohort_with_learners(deployment, 2)
+    client = deployment.app("certification").test_client()
+    deployment.start_worker("enrollment")
+    deployment.start_worker("certification")
+    start = TODAY + timedelta(days=1)
+
+    def course_satisfied(enrolment, modules):
+        return ("lrs", events.EventType.LRS_STATEMENT, cmi5_statements.satisfied(
+            xapi.agent(name=enrolment["learner"]["name"], email=enrolment["learner"]["email"]),
+            "https://lms.test/cmi5/course", terms.TYPE_COURSE, {"en": "Course"}, enrolment["id"],
+            str(uuid.uuid4()), "https://publisher.test/course", start, modules=modules))
+
+    produce(deployment, [
+        course_satisfied(ana, programme["required_modules"]),
+        ("assessment", events.EventType.ATTEMPT_PASSED, final_test_passed(ana, programme, cohort, start)),
+        course_satisfied(bo, programme["required_modules"][:1]),  # stands for one module of two
+        ("assessment", events.EventType.ATTEMPT_PASSED, final_test_passed(bo, programme, cohort, start))])
+    (certificate,) = wait_for_certificates(client, 1)
+    assert certificate["registration"] == ana["id"]
+    eventually(lambda: _standing(client, bo) == "in_progress", message="bo still misses a module")

@@ -25,7 +25,7 @@ CONTAINER = REPO / "deploy" / "container"
 BIN = Path(sys.executable).parent
 FERNET = "Cbbl9EeTd4cW-wuGdNYOpe6N8cUD7H5ZMY7mwYHuj24="
 SECRETS = ["--set", "secrets.credentials=ops:s3cret", "--set", "secrets.databasePassword=pw",
-           "--set", f"secrets.forwardingSecretKeys={FERNET}"]
+           "--set", f"secrets.forwardingSecretKeys={FERNET}", "--set", "secrets.dashboardSessionSecret=sess"]
 # The oldest and newest Kubernetes the chart is checked against (kubernetes-validate bundles 1.25-1.37).
 KUBERNETES_VERSIONS = ("1.25.0", "1.37.0")
 
@@ -133,14 +133,15 @@ def test_settings_come_from_the_configmap_and_secrets_from_the_secret(rendered):
     assert config["data"]["KAFKA_TOPIC_PARTITIONS"] == "6"
     (secret,) = named(rendered, "Secret").values()
     assert secret["stringData"] == {"LEARNSTREAM_CREDENTIALS": "ops:s3cret", "DATABASE_PASSWORD": "pw",
-                                    "FORWARDING_SECRET_KEYS": FERNET}
+                                    "FORWARDING_SECRET_KEYS": FERNET, "DASHBOARD_SESSION_SECRET": "sess"}
     assert "s3cret" not in yaml.safe_dump(config) and "pw@" not in yaml.safe_dump(rendered)
     pods = [o["spec"]["template"]["spec"] for o in rendered if o["kind"] in ("Deployment", "Job")]
     for pod in pods:
         for container in pod.get("initContainers", []) + pod["containers"]:
             assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}]
             env = {e["name"]: e for e in container["env"]}
-            for key in ("LEARNSTREAM_CREDENTIALS", "FORWARDING_SECRET_KEYS", "DATABASE_PASSWORD"):
+            for key in ("LEARNSTREAM_CREDENTIALS", "FORWARDING_SECRET_KEYS", "DASHBOARD_SESSION_SECRET",
+                        "DATABASE_PASSWORD"):
                 assert env[key]["valueFrom"]["secretKeyRef"] == {"name": secret["metadata"]["name"], "key": key}
             # Kubernetes expands $(VAR) only from variables defined before this one.
             names = list(env)

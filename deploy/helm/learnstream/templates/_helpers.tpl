@@ -40,6 +40,11 @@ env:
       secretKeyRef:
         name: {{ include "learnstream.secretName" . }}
         key: FORWARDING_SECRET_KEYS
+  - name: DASHBOARD_SESSION_SECRET
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "learnstream.secretName" . }}
+        key: DASHBOARD_SESSION_SECRET
   - name: DATABASE_PASSWORD
     valueFrom:
       secretKeyRef:

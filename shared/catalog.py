@@ -7,27 +7,11 @@ in services/enrollment/statements.py; this is the one place that reads them back
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import datetime
 
 from shared import xapi
-from shared.errors import Unprocessable
-
-
-def _contract(read):
-    """A statement these readers cannot read breaks the enrollment service's contract: no
-    retry can help, so it is unprocessable (a consumer dead-letters it)."""
-    @functools.wraps(read)
-    def reader(*args):
-        try:
-            return read(*args)
-        except Unprocessable:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise Unprocessable(f"not a {read.__name__} statement of the enrollment contract: "
-                                f"{type(exc).__name__} {exc}") from None
-    return reader
+from shared.errors import reads_contract
 
 
 @dataclass(frozen=True)
@@ -70,7 +54,7 @@ def _extension(activity: dict, key: str) -> dict:
     return ((activity.get("definition") or {}).get("extensions") or {})[key]
 
 
-@_contract
+@reads_contract
 def programme(activity: dict) -> Programme:
     details = _extension(activity, xapi.EXT_PROGRAMME)
     return Programme(
@@ -79,7 +63,7 @@ def programme(activity: dict) -> Programme:
         window_days=details.get("window_days"))
 
 
-@_contract
+@reads_contract
 def cohort(activity: dict) -> Cohort:
     details = _extension(activity, xapi.EXT_COHORT)
     issued = details.get("accounts_issued_at")
@@ -89,7 +73,7 @@ def cohort(activity: dict) -> Cohort:
         accounts_issued_at=xapi.parse_timestamp(issued) if issued else None, activity=activity)
 
 
-@_contract
+@reads_contract
 def enrolment(stmt: dict) -> Enrolment:
     """From an enrolment.registered or enrolment.withdrawn statement."""
     grouping = xapi.context_activity(stmt, "grouping")

@@ -3,6 +3,9 @@ and the one that says a record on the bus can never be applied.
 
 Kept free of Flask and Kafka so domain modules can raise them.
 """
+from __future__ import annotations
+
+import functools
 
 
 class DomainError(Exception):
@@ -37,3 +40,20 @@ class Unprocessable(Exception):
     that can never exist). Any other error is taken as passing (a locked or absent
     database, a bug being fixed): the batch rolls back and is retried, and the offsets do
     not move, so no good record is ever dropped."""
+
+
+def reads_contract(read):
+    """For a function that reads a statement's fields as the event contract lays them out:
+    a statement it cannot read (a field missing, of the wrong type) breaks the contract, and
+    no retry can help, so it is unprocessable (a consumer dead-letters it) rather than an
+    error retried for ever."""
+    @functools.wraps(read)
+    def reader(*args, **kwargs):
+        try:
+            return read(*args, **kwargs)
+        except Unprocessable:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise Unprocessable(f"{read.__name__}: the statement breaks the event contract: "
+                                f"{type(exc).__name__} {exc}") from None
+    return reader

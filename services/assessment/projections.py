@@ -21,6 +21,7 @@ from shared import catalog, db, xapi
 from shared.account_tables import handlers as account_handlers
 from shared.config import Settings
 from shared.consumer import Projection
+from shared.errors import reads_contract
 from shared.events import EventType
 from shared.vocabulary import ENROLLED, WITHDRAWN
 
@@ -76,12 +77,17 @@ def on_learner_withdrew(conn: Connection, statements: list[dict]) -> None:
 
 # --- our own topic -----------------------------------------------------------------------------
 
+@reads_contract
+def _test_rule_row(stmt: dict) -> dict:
+    details = xapi.object_extensions(stmt)[xapi.EXT_FINAL_TEST]
+    return {"programme_id": details["programme_id"], "max_attempts": details["max_attempts"],
+            "counting": details["counting"], "pass_mark": details["pass_mark"],
+            "revision": details["revision"], "defined_at": xapi.moment(stmt)}
+
+
 def on_final_test_defined(conn: Connection, statements: list[dict]) -> None:
     for stmt in statements:
-        details = xapi.object_extensions(stmt)[xapi.EXT_FINAL_TEST]
-        row = {"programme_id": details["programme_id"], "max_attempts": details["max_attempts"],
-               "counting": details["counting"], "pass_mark": details["pass_mark"],
-               "revision": details["revision"], "defined_at": xapi.moment(stmt)}
+        row = _test_rule_row(stmt)
         current = conn.scalar(sa.select(t.test_rules.c.revision)
                               .where(t.test_rules.c.programme_id == row["programme_id"]))
         # The newest definition wins whatever the arrival order (operators' statements
@@ -97,6 +103,7 @@ def _attempt_details(stmt: dict) -> dict:
     return xapi.context_extensions(stmt)[xapi.EXT_ATTEMPT]
 
 
+@reads_contract
 def _own_attempt_row(stmt: dict) -> dict:
     details = _attempt_details(stmt)
     return {"attempt_id": details["id"], "source": OWN, "registration": xapi.registration(stmt),
@@ -111,12 +118,15 @@ def on_attempt_started(conn: Connection, statements: list[dict]) -> None:
     refresh(conn, [row["registration"] for row in rows])
 
 
+@reads_contract
+def _decided_attempt_row(stmt: dict) -> dict:
+    result = stmt["result"]
+    return _own_attempt_row(stmt) | {
+        "finished_at": xapi.moment(stmt), "scaled": result["score"]["scaled"], "success": bool(result["success"])}
+
+
 def on_attempt_decided(conn: Connection, statements: list[dict]) -> None:
-    rows = []
-    for stmt in statements:
-        result = stmt["result"]
-        rows.append(_own_attempt_row(stmt) | {
-            "finished_at": xapi.moment(stmt), "scaled": result["score"]["scaled"], "success": bool(result["success"])})
+    rows = [_decided_attempt_row(stmt) for stmt in statements]
     db.upsert(conn, t.attempt_log, list({r["attempt_id"]: r for r in rows}.values()), ["attempt_id"])
     refresh(conn, [row["registration"] for row in rows])
 

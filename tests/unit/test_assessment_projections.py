@@ -102,3 +102,26 @@ def test_any_cross_partition_order_gives_the_same_rows(seed):
     results = {row[0]: row for row in expected["learner_results"]}
     assert "'passed'" in results["'e1'"]  # the LMS pass counts: best of (0.25 fail, pass)
     assert "'withdrawn'" in results["'e2'"] and "'not_attempted'" in results["'e2'"]
+
+
+@pytest.mark.parametrize("event_type,breaks", [
+    (EventType.ATTEMPT_STARTED, lambda s: s["context"]["extensions"][xapi.EXT_ATTEMPT].pop("started_at")),
+    (EventType.ATTEMPT_FAILED, lambda s: s["context"]["extensions"][xapi.EXT_ATTEMPT].pop("started_at")),
+    (EventType.ATTEMPT_FAILED, lambda s: s.pop("result")),
+    (EventType.FINAL_TEST_DEFINED, lambda s: s["object"]["definition"]["extensions"][xapi.EXT_FINAL_TEST].pop(
+        "revision")),
+])
+def test_a_statement_that_breaks_the_contract_is_unprocessable_not_retried_for_ever(event_type, breaks):
+    """A field missing from one of our own statements can never be supplied by a retry:
+    the reading contract dead-letters it (shared.errors.Unprocessable) and goes on."""
+    import copy
+
+    from shared.errors import Unprocessable
+
+    stmt = copy.deepcopy(next(s for kind, s in facts() if kind == event_type))
+    breaks(stmt)
+    engine = db.create_engine("sqlite://")
+    t.metadata.create_all(engine)
+    with engine.begin() as conn, pytest.raises(Unprocessable, match="breaks the event contract"):
+        projections.HANDLERS[event_type](conn, [stmt])
+    engine.dispose()

@@ -226,7 +226,7 @@ def visible_units() -> frozenset[str] | None:
     return None if principal is None else principal.visible_units
 
 
-# --- the dashboard's session (services/progress/dashboard.py) ---------------------------
+# --- the operators' session (shared.web_session: the dashboard and the admin pages) -------
 
 # The session key holding the signed-in operator's key.
 SESSION_KEY = "operator"

@@ -137,6 +137,10 @@ class Settings:
     # Mark the session cookie Secure even on plain HTTP (behind a TLS proxy that does not
     # say X-Forwarded-Proto); over https it is Secure anyway.
     dashboard_secure_cookies: bool = False
+    # Where browsers reach every service (`<SERVICE>_PUBLIC_URL`, else this machine at
+    # `<SERVICE>_PORT`): the dashboard (progress) and the admin pages (enrollment) link to
+    # each other and share one sign-in (shared.web_session).
+    service_urls: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, service: str, env=os.environ) -> Settings:
@@ -182,6 +186,9 @@ class Settings:
             ),
             dashboard_session_secret=env.get("DASHBOARD_SESSION_SECRET", ""),
             dashboard_secure_cookies=env.get("DASHBOARD_SECURE_COOKIES", "").lower() in ("1", "true", "yes"),
+            service_urls={name: env.get(f"{name.upper()}_PUBLIC_URL", "")
+                          or f"http://127.0.0.1:{env.get(f'{name.upper()}_PORT', port)}"
+                          for name, port in DEFAULT_PORTS.items()},
         )
 
     def secret_box(self) -> SecretBox:
@@ -193,6 +200,12 @@ class Settings:
         """Derived from the port unless set, so a service moved to another port does not
         print links to the old one (certificates pointed at :8004 whatever the port)."""
         return (self.configured_public_url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
+    def url_of(self, service: str) -> str:
+        """Where browsers reach `service` (this one: public_url)."""
+        if service == self.service:
+            return self.public_url
+        return (self.service_urls.get(service) or f"http://127.0.0.1:{DEFAULT_PORTS[service]}").rstrip("/")
 
     def topic(self, producing_service: str) -> str:
         return f"{self.topic_prefix}learnstream.{producing_service}.v1"

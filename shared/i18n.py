@@ -14,7 +14,7 @@ from flask_babel import Babel, get_locale, pgettext
 LOCALES = ("en", "vi")
 DEFAULT_LOCALE = "en"
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
-# The dashboard session's key for the language switch (services/progress/dashboard.py).
+# The operators' session's key for the language switch (services/progress/dashboard.py).
 SESSION_LOCALE = "locale"
 
 
@@ -31,7 +31,8 @@ def select_locale() -> str:
 
 
 def _has_session() -> bool:
-    # Only an app with a secret key (progress, for its dashboard) has a session to read.
+    # Only an app with a secret key (shared.web_session: progress's dashboard, enrollment's
+    # admin pages) has a session to read.
     return bool(current_app.secret_key)
 
 

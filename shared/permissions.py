@@ -62,6 +62,11 @@ ENDPOINTS: dict[str, dict[str, str]] = {
         "GET /accounts": READ_ACCOUNTS, "POST /accounts": MANAGE_ACCOUNTS,
         "GET /accounts/<key>": READ_ACCOUNTS, "PATCH /accounts/<key>": MANAGE_ACCOUNTS,
         "POST /accounts/<key>/secret": MANAGE_ACCOUNTS, "POST /accounts/<key>/disable": MANAGE_ACCOUNTS,
+        # The same, as pages (services/enrollment/admin.py; signed in on the dashboard).
+        "GET /admin/static/<path:filename>": PUBLIC,
+        "GET /admin/accounts": READ_ACCOUNTS, "POST /admin/accounts": MANAGE_ACCOUNTS,
+        "GET /admin/accounts/<key>": READ_ACCOUNTS, "POST /admin/accounts/<key>": MANAGE_ACCOUNTS,
+        "POST /admin/accounts/<key>/secret": MANAGE_ACCOUNTS, "POST /admin/accounts/<key>/disable": MANAGE_ACCOUNTS,
     },
     "progress": _COMMON | {
         "GET /dashboard/static/<path:filename>": PUBLIC,  # the pages' CSS and script, the sign-in page's too

@@ -5,12 +5,13 @@ from functools import partial
 
 from flask import Flask
 
+from services.enrollment import admin
 from services.enrollment import tables as t
 from services.enrollment.account_commands import AccountCommands
 from services.enrollment.api import blp
 from services.enrollment.commands import EnrollmentCommands
 from services.enrollment.repository import AccountRepository, EnrollmentRepository
-from shared import db
+from shared import audit, db, web_session
 from shared.config import Settings
 from shared.http import create_service_app
 from shared.logs import configure_logging
@@ -31,4 +32,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         commands=EnrollmentCommands(new_uow, settings.activity_base),
     )
     app.extensions["account_commands"] = AccountCommands(new_account_uow)
+    # The accounts' admin pages, signed in with the dashboard's session (shared.web_session).
+    web_session.install(app, settings)
+    app.register_blueprint(admin.bp)
+    audit.install(app, engine, t.audit_log, {admin.bp.name})
     return app

@@ -2,85 +2,34 @@
 the language switch. The pages are HTML over the progress JSON API (api.py), which the
 page's script calls with the same session cookie.
 
-Signing in sets Flask's signed session cookie (HttpOnly, SameSite=Lax, Secure over https
-or when DASHBOARD_SECURE_COOKIES says so); it holds the operator's key only, and the key
-is looked up again on every request (shared.auth.session_principal). Every form posts
-a CSRF token (shared.csrf). Basic credentials still open the pages, for scripts.
+Signing in sets the operators' session cookie (shared.web_session: HttpOnly,
+SameSite=Lax, Secure over https or when DASHBOARD_SECURE_COOKIES says so); it holds the
+operator's key only, and the key is looked up again on every request. The same sign-in
+opens enrollment's admin pages for accounts (/admin/accounts), which send a signed-out
+browser here. Every form posts a CSRF token (shared.csrf). Basic credentials still open
+the pages, for scripts.
 """
 from __future__ import annotations
 
-import os
-import secrets
-from datetime import timedelta
-from pathlib import Path
-
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
-from flask.sessions import SecureCookieSessionInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from flask_smorest import abort
 
 from services.progress import queries
-from shared import csrf, http, i18n, permissions
-from shared.auth import SAFE_METHODS, SESSION_KEY, authenticate, bind, check_secret, session_principal
-from shared.config import VAR_DIR, Settings
+from shared import csrf, http, i18n, permissions, web_session
+from shared.auth import SESSION_KEY, authenticate, bind, check_secret, session_principal
+from shared.config import Settings
 from shared.http import accepts_any_body, html_page
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates",
                static_folder="static", static_url_path="/static")
 csrf.protect(bp)
 
-SESSION_LIFETIME = timedelta(hours=12)  # a working day: a cookie left on a shared PC expires
-SECRET_FILE = "dashboard-session-secret"
-
-
-class _SessionCookies(SecureCookieSessionInterface):
-    """Secure when the request came over https (a TLS proxy says so with
-    X-Forwarded-Proto only if the deployment trusts it) or when configured."""
-
-    def get_cookie_secure(self, app: Flask) -> bool:
-        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
-
 
 def install(app: Flask, settings: Settings) -> None:
-    app.secret_key = settings.dashboard_session_secret or _generated_secret(VAR_DIR / SECRET_FILE)
-    app.session_interface = _SessionCookies()
-    app.config.update(SESSION_COOKIE_NAME="learnstream_dashboard", SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=settings.dashboard_secure_cookies,
-                      PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME)
+    web_session.install(app, settings)  # the session cookie, shared with enrollment's admin pages
     app.register_blueprint(bp)
-
-    @app.before_request
-    def _session_reads():
-        # The page's script reads the JSON API with the session cookie: reads only (a
-        # change always needs credentials of its own), and the route's permission is
-        # still asked by shared.auth.protect, which takes this principal as signed in.
-        if request.method in SAFE_METHODS and "Authorization" not in request.headers:
-            principal = session_principal()
-            if principal is not None:
-                bind(principal)
-
-
-def _generated_secret(path: Path) -> str:
-    """A development default made once and kept under var/ (mode 0600), so that every
-    gunicorn worker and a restart sign the same cookies. Written aside and linked into
-    place: a worker starting at the same moment reads a whole key, never half of one."""
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    aside = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_urlsafe(48))
-    try:
-        os.link(aside, path)
-    except FileExistsError:
-        pass  # another worker won: use its key
-    finally:
-        aside.unlink()
-    return path.read_text().strip()
 
 
 def _signed_in():
@@ -104,7 +53,15 @@ def _to_sign_in():
 
 def _page(page: str, cohort_id: str = ""):
     return render_template("dashboard.html", page=page, cohort_id=cohort_id, principal=g.principal,
-                           messages=script_messages(), states=state_labels(), locale=i18n.current_locale())
+                           messages=script_messages(), states=state_labels(), locale=i18n.current_locale(),
+                           accounts_url=_accounts_url(g.principal))
+
+
+def _accounts_url(principal) -> str | None:
+    """Enrollment's admin pages, for a role that may read the accounts."""
+    if not principal.may(permissions.READ_ACCOUNTS):
+        return None
+    return current_app.config["LEARNSTREAM_SETTINGS"].url_of("enrollment") + ADMIN_PATH
 
 
 @bp.route("", methods=["GET"])
@@ -125,10 +82,17 @@ def cohort(cohort_id):
     return _page("cohort", cohort_id)
 
 
+ADMIN_PATH = "/admin/accounts"  # enrollment's admin pages (services/enrollment/admin.py)
+
+
 def _safe_next(target: str | None) -> str:
-    # Only a path of this dashboard: never an open redirect to another site.
-    if target and target.startswith("/dashboard") and not target.startswith("//"):
-        return target
+    # Only a page of this dashboard or enrollment's admin pages (on this origin, or at
+    # enrollment's public URL): never an open redirect to another site.
+    if target and not target.startswith("//"):
+        admin = (ADMIN_PATH, current_app.config["LEARNSTREAM_SETTINGS"].url_of("enrollment") + ADMIN_PATH)
+        if target.startswith("/dashboard") or any(
+                target == page or target.startswith((f"{page}/", f"{page}?")) for page in admin):
+            return target
     return url_for("dashboard.campaign")
 
 

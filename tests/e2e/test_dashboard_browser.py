@@ -1,10 +1,12 @@
 """The dashboard in a real headless Chromium (Debian's chromium + chromedriver), against
-the progress app served over real HTTP. Screenshots land in var/screenshots/ to look at."""
+the progress app served over real HTTP (and enrollment's, for the accounts' admin pages,
+on a second port). Screenshots land in var/screenshots/ to look at."""
 from __future__ import annotations
 
 import shutil
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,6 +43,24 @@ def served(world):  # noqa: F811
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}", clock, app
+    server.shutdown()
+
+
+@pytest.fixture
+def admin_served(served, deployment):
+    """Enrollment's app (the accounts' admin pages) on a port of its own, each app told
+    where the other is (their *_PUBLIC_URL): the sign-in on progress's port opens it."""
+    base, _, progress_app = served
+    enrollment_app = deployment.app("enrollment")
+    server = make_server("127.0.0.1", 0, enrollment_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    urls = {"progress": base, "enrollment": f"http://127.0.0.1:{server.server_port}"}
+    for app in (progress_app, enrollment_app):
+        settings = app.config["LEARNSTREAM_SETTINGS"]
+        app.config["LEARNSTREAM_SETTINGS"] = replace(settings, service_urls=urls,
+                                                     configured_public_url=urls[settings.service])
+    yield base, urls["enrollment"], enrollment_app
     server.shutdown()
 
 
@@ -240,3 +260,60 @@ def test_an_agency_operator_sees_only_their_units(served, vietnamese_browser):
     _shot(driver, "campaign-agency-operator")
     status = driver.execute_script(f"return fetch('/cohorts/{SOUTH}').then(r => r.status)")
     assert status == 404
+
+
+def test_manage_an_account_on_the_admin_pages_signed_in_on_the_dashboard(admin_served, vietnamese_browser):
+    base, admin, enrollment_app = admin_served
+    driver = vietnamese_browser
+    # Signed out: the admin page sends the browser to the dashboard's sign-in, which brings it back.
+    _sign_in(driver, admin, "ops", CREDENTIALS["ops"], then="/admin/accounts")
+    assert driver.current_url == f"{admin}/admin/accounts"
+    assert _text(driver, "#title") == "Tài khoản" and _text(driver, "#sign-out button") == "Đăng xuất"
+    _shot(driver, "accounts-vi")
+
+    driver.find_element(By.NAME, "key").send_keys("lms-hanoi")
+    driver.find_element(By.NAME, "display_name").send_keys("LMS Hà Nội")
+    Select(driver.find_element(By.NAME, "role")).select_by_value("lms_client")
+    driver.find_element(By.NAME, "cohorts").send_keys(f"{NORTH}")
+    driver.find_element(By.CSS_SELECTOR, 'input[name=scopes][value="statements/write"]').click()
+    driver.find_element(By.CSS_SELECTOR, "#create button[type=submit]").click()
+    WebDriverWait(driver, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: d.find_elements(By.ID, "secret"))
+    secret = _text(driver, "#secret")
+    assert len(secret) > 20
+    assert [row["cells"][:3] for row in _rows(driver, "#accounts tbody tr")] == [
+        ["lms-hanoi", "LMS Hà Nội", "máy khách LMS (LRS)"]]
+    _shot(driver, "account-created-vi")
+    # The account is the API's, and the new key works (here, enrollment's own table: at once).
+    from shared.auth import AccountDirectory
+
+    directory: AccountDirectory = enrollment_app.extensions["learnstream_accounts"]
+    directory.refresh()
+    assert directory.check("lms-hanoi", secret).role == "lms_client"
+
+    driver.find_element(By.LINK_TEXT, "lms-hanoi").click()  # its page: change, new secret, disable
+    WebDriverWait(driver, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: d.find_elements(By.ID, "change"))
+    assert not driver.find_elements(By.ID, "secret")  # the secret was shown once
+    _shot(driver, "account-vi")
+    driver.get(f"{admin}/admin/accounts")
+    _loaded(driver)
+    assert not driver.find_elements(By.ID, "secret")
+    # The language switch (the dashboard's, same session) comes back here in English.
+    driver.find_element(By.CSS_SELECTOR, '#language button[value="en"]').click()
+    WebDriverWait(driver, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: d.find_element(By.ID, "title").text == "Accounts")
+    assert driver.current_url == f"{admin}/admin/accounts"
+    _shot(driver, "accounts-en")
+
+    # The dashboard links the admin pages for an administrator.
+    driver.get(f"{base}/dashboard")
+    _loaded(driver)
+    assert driver.find_element(By.ID, "accounts-link").get_attribute("href") == f"{admin}/admin/accounts"
+
+    driver.get(f"{admin}/admin/accounts")
+    _loaded(driver)
+    driver.find_element(By.CSS_SELECTOR, "#sign-out button").click()
+    WebDriverWait(driver, 15).until(lambda d: "/dashboard/sign-in" in d.current_url)
+    driver.get(f"{admin}/admin/accounts")
+    WebDriverWait(driver, 15).until(lambda d: "/dashboard/sign-in" in d.current_url)  # signed out there too

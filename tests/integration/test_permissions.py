@@ -65,9 +65,10 @@ def _call(client, path, method, body, headers=None):
 
 
 def _not_signed_in(response) -> bool:
-    """401; or, from the dashboard's pages, which send a browser to their sign-in page, that."""
+    """401; or, from the dashboard's and the admin pages, which send a browser to the
+    dashboard's sign-in page (the admin pages: at progress's URL), that."""
     return response.status_code == 401 or (
-        response.status_code == 302 and response.location.startswith("/dashboard/sign-in"))
+        response.status_code == 302 and response.location.split("?")[0].endswith("/dashboard/sign-in"))
 
 
 def test_every_route_of_every_service_is_in_the_permission_table_and_nothing_else_is(deployment):

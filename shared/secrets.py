@@ -58,20 +58,24 @@ class SecretBox:
 def keys_from(raw: str, default_file: Path) -> list[str]:
     """The configured keys, or the one kept in `default_file` (made if missing)."""
     keys = [key for key in (k.strip() for k in raw.split(",")) if key]
-    if keys:
-        return keys
-    if not default_file.exists():
-        default_file.parent.mkdir(parents=True, exist_ok=True)
-        # Written aside, then linked into place: two processes starting together end
-        # up with one key, and neither reads a half-written file.
-        aside = default_file.with_name(f".{default_file.name}.{os.getpid()}")
+    return keys or [kept_key(default_file, lambda: Fernet.generate_key().decode())]
+
+
+def kept_key(path: Path, make) -> str:
+    """A development default key, made once by `make()` and kept in `path` (mode 0600),
+    so that every process of the machine and a restart use the same one. Written aside,
+    then linked into place: two processes starting together end up with one key, and
+    neither reads a half-written file."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        aside = path.with_name(f".{path.name}.{os.getpid()}")
         fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(Fernet.generate_key().decode() + "\n")
+            out.write(make() + "\n")
         try:
-            os.link(aside, default_file)
+            os.link(aside, path)
         except FileExistsError:
-            pass
+            pass  # another process won: use its key
         finally:
             aside.unlink()
-    return [default_file.read_text().strip()]
+    return path.read_text().strip()

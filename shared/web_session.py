@@ -11,7 +11,6 @@ proxy on one origin.
 """
 from __future__ import annotations
 
-import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 
 from shared.auth import SAFE_METHODS, bind, session_principal
 from shared.config import VAR_DIR, Settings
+from shared.secrets import kept_key
 
 COOKIE_NAME = "learnstream_dashboard"
 SESSION_LIFETIME = timedelta(hours=12)  # a working day: a cookie left on a shared PC expires
@@ -44,7 +44,8 @@ def install(app: Flask, settings: Settings) -> None:
     """The session cookie, the session's templates and, on reads, the signed-in operator
     bound to the request."""
     app.jinja_loader = ChoiceLoader([loader for loader in (app.jinja_loader, FileSystemLoader(TEMPLATES)) if loader])
-    app.secret_key = settings.dashboard_session_secret or _generated_secret(VAR_DIR / SECRET_FILE)
+    app.secret_key = settings.dashboard_session_secret or kept_key(
+        VAR_DIR / SECRET_FILE, lambda: secrets.token_urlsafe(48))
     app.session_interface = _SessionCookies()
     app.config.update(SESSION_COOKIE_NAME=COOKIE_NAME, SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=settings.dashboard_secure_cookies,
@@ -68,23 +69,3 @@ def sign_in_redirect(settings: Settings, back_to: str):
     return redirect(f"{settings.url_of('progress')}{SIGN_IN_PATH}?{urlencode({'next': back_to})}")
 
 
-def _generated_secret(path: Path) -> str:
-    """A development default made once and kept under var/ (mode 0600), so that every
-    gunicorn worker, every service and a restart sign the same cookies. Written aside and
-    linked into place: a worker starting at the same moment reads a whole key, never half of one."""
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    aside = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_urlsafe(48))
-    try:
-        os.link(aside, path)
-    except FileExistsError:
-        pass  # another worker won: use its key
-    finally:
-        aside.unlink()
-    return path.read_text().strip()

@@ -23,6 +23,7 @@ class Programme:
     required_modules: tuple[str, ...]
     final_test: str
     window_days: int | None
+    cmi5_course: str | None = None  # the imported course that delivers it, if any
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def programme(activity: dict) -> Programme:
     return Programme(
         id=details["id"], code=details["code"], title=xapi.activity_name(activity) or details["code"],
         activity=activity, required_modules=tuple(details["required_modules"]), final_test=details["final_test"],
-        window_days=details.get("window_days"))
+        window_days=details.get("window_days"), cmi5_course=details.get("cmi5_course"))
 
 
 @reads_contract
@@ -84,6 +85,26 @@ def enrolment(stmt: dict) -> Enrolment:
         name=stmt["actor"].get("name"), organisation=ext.get(xapi.EXT_ORGANISATION),
         programme=programme(stmt["object"]), cohort=cohort(grouping) if grouping else None,
         deadline=xapi.parse_timestamp(deadline) if deadline else None, at=xapi.moment(stmt))
+
+
+@dataclass(frozen=True)
+class Course:
+    """A cmi5 course the progress service's LMS imported (learnstream.content.v1)."""
+
+    id: str  # the LMS's id of the import (part of every module id below)
+    course_iri: str  # the publisher's id in cmi5.xml
+    title: str
+    required_modules: tuple[str, ...]  # its AUs' and blocks' activity ids, as the LMS says them
+    activity: dict
+
+
+@reads_contract
+def course(activity: dict) -> Course:
+    """From a course.imported or course.removed statement's object."""
+    details = _extension(activity, xapi.EXT_CMI5_COURSE)
+    return Course(id=details["id"], course_iri=details["course_iri"],
+                  title=xapi.activity_name(activity) or details["course_iri"],
+                  required_modules=tuple(details.get("required_modules") or ()), activity=activity)
 
 
 def latest_by_id(rows: list[dict]) -> list[dict]:

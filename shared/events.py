@@ -64,6 +64,11 @@ class EventType:
     # learnstream.accounts.v1 (produced by enrollment's outbox): an account's whole state
     # after a change (shared.accounts)
     ACCOUNT_CHANGED = "account.changed"
+    # learnstream.content.v1 (produced by progress's outbox): a cmi5 course imported into
+    # the LMS, with the programme modules it stands for; and removed again. Enrollment
+    # projects them, so a programme can be defined from, or attached to, a course.
+    COURSE_IMPORTED = "course.imported"
+    COURSE_REMOVED = "course.removed"
 
 
 # The type of a dead-letter topic's resolution markers (shared.dead_letters): records

@@ -54,6 +54,7 @@ ENDPOINTS: dict[str, dict[str, str]] = {
     "enrollment": _COMMON | {
         "GET /programmes": READ, "POST /programmes": MANAGE_PROGRAMMES,
         "GET /programmes/<programme_id>": READ,
+        "PUT /programmes/<programme_id>/cmi5-course": MANAGE_PROGRAMMES,
         "GET /cohorts": READ, "POST /cohorts": MANAGE_PROGRAMMES, "GET /cohorts/<cohort_id>": READ,
         "POST /cohorts/<cohort_id>/enrolments": MANAGE_ENROLMENTS,
         "POST /cohorts/<cohort_id>/enrolments/import": MANAGE_ENROLMENTS,

@@ -67,8 +67,8 @@ class ServiceSpec:
     @property
     def worker_parts(self) -> tuple[str, ...]:
         """The worker's processes this service has: a relay if it has an outbox, projections
-        if it has read models, loops or timers (enrollment has no projections, forwarding
-        no relay: neither gets an idle process)."""
+        if it has read models, loops or timers (forwarding has no relay, so it gets no
+        idle process)."""
         parts = []
         if self.outbox is not None:
             parts.append("relay")

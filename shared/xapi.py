@@ -34,6 +34,7 @@ class Verb(NamedTuple):
 REGISTERED = Verb("http://adlnet.gov/expapi/verbs/registered", "registered")
 DEFINED = Verb(f"{PROJECT_IRI}/verbs/defined", "defined")
 WITHDREW = Verb(f"{PROJECT_IRI}/verbs/withdrew", "withdrew from")
+REMOVED = Verb(f"{PROJECT_IRI}/verbs/removed", "removed")
 
 # A voiding statement (xAPI 2.3.2): its object, a StatementRef, names the statement it
 # takes back. The LRS marks the target voided; every read model drops what it counted.
@@ -51,6 +52,7 @@ ACTIVITY_TYPE_COHORT = f"{PROJECT_IRI}/activity-types/cohort"
 EXT = f"{PROJECT_IRI}/extensions"
 EXT_PROGRAMME = f"{EXT}/programme"
 EXT_COHORT = f"{EXT}/cohort"
+EXT_CMI5_COURSE = f"{EXT}/cmi5-course"
 EXT_DEADLINE = f"{EXT}/deadline"
 EXT_ORGANISATION = f"{EXT}/organisation"
 EXT_REASON = f"{EXT}/reason"

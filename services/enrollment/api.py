@@ -52,6 +52,17 @@ def get_programme(programme_id):
     return queries.programme(http.engine(), programme_id)
 
 
+@blp.route("/programmes/<programme_id>/cmi5-course", methods=["PUT"])
+@blp.doc(security=SECURITY)
+@blp.arguments(s.CourseAttachmentSchema)
+@blp.response(200, s.ProgrammeSchema)
+@blp.alt_response(409, description="learners are enrolled: the required modules can no longer change")
+def attach_course(data, programme_id):
+    """Attach an imported cmi5 course: its AUs and blocks become the required modules"""
+    _commands().attach_course(programme_id, data["cmi5_course"], g.operator)
+    return queries.programme(http.engine(), programme_id)
+
+
 @blp.route("/cohorts")
 class Cohorts(MethodView):
     @blp.doc(security=SECURITY)

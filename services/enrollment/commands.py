@@ -36,14 +36,30 @@ class EnrollmentCommands:
         self.new_id = new_id
 
     def define_programme(self, data: dict, operator: str) -> Programme:
-        programme = Programme(
-            id=self.new_id(), code=data["code"], title=data["title"],
-            required_modules=tuple(data["required_modules"]), final_test=data["final_test"],
-            window_days=data["window_days"], activity_id=f"{self.activity_base}programmes/{data['code']}",
-        )
+        """Its required modules are given, or are those of an imported cmi5 course
+        (`cmi5_course`, which enrollment has learnt from the bus)."""
         now = self.clock()
         with self.new_uow() as uow:
+            course = data.get("cmi5_course")
+            programme = Programme(
+                id=self.new_id(), code=data["code"], title=data["title"],
+                required_modules=uow.repo.course_modules(course) if course else tuple(data["required_modules"]),
+                final_test=data["final_test"], window_days=data["window_days"],
+                activity_id=f"{self.activity_base}programmes/{data['code']}", cmi5_course=course,
+            )
             uow.repo.add_programme(programme, now)
+            uow.publish(statements.programme_defined(programme, operator, now))
+            uow.commit()
+        return programme
+
+    def attach_course(self, programme_id: str, course_id: str, operator: str) -> Programme:
+        """An imported cmi5 course delivers the programme: its AUs and blocks become the
+        required modules, told again as programme.defined (every reader upserts it)."""
+        now = self.clock()
+        with self.new_uow() as uow:
+            programme = uow.repo.get_programme(programme_id).delivered_by(
+                course_id, uow.repo.course_modules(course_id), uow.repo.has_enrolments(programme_id))
+            uow.repo.save_programme(programme)
             uow.publish(statements.programme_defined(programme, operator, now))
             uow.commit()
         return programme

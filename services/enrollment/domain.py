@@ -20,6 +20,8 @@ class Programme:
     final_test: str
     window_days: int
     activity_id: str
+    # The imported cmi5 course whose AUs and blocks are the required modules, if any.
+    cmi5_course: str | None = None
 
     def __post_init__(self):
         if not self.required_modules:
@@ -30,6 +32,16 @@ class Programme:
             raise DomainError("the final test cannot also be a required module", "final_test")
         if not 1 <= self.window_days <= 366:
             raise DomainError("the completion window must be 1 to 366 days", "window_days")
+
+
+    def delivered_by(self, course_id: str, modules: tuple[str, ...], has_enrolments: bool) -> Programme:
+        """The programme with an imported cmi5 course attached: the course's AUs and
+        blocks become its required modules. Not once learners are enrolled: what each of
+        them must finish, and every count already made of it, would change under them."""
+        if has_enrolments:
+            raise Conflict("learners are enrolled in this programme: its required modules can no longer "
+                           "change (define a new programme for the course)", "cmi5_course")
+        return replace(self, required_modules=tuple(modules), cmi5_course=course_id)
 
 
 @dataclass(frozen=True)

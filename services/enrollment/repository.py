@@ -13,10 +13,15 @@ from shared import account_tables, db
 from shared.accounts import Account
 from shared.errors import NotFound
 
+# Enrollment learns an import from learnstream.content.v1 within a second or so of it.
+COURSE_UNKNOWN = ("no cmi5 course {} is known here: import it on the progress service first "
+                  "(enrollment learns it from the bus within seconds)")
+
 
 def programme_from_row(row) -> Programme:
     return Programme(id=row.id, code=row.code, title=row.title, required_modules=tuple(row.required_modules),
-                     final_test=row.final_test, window_days=row.window_days, activity_id=row.activity_id)
+                     final_test=row.final_test, window_days=row.window_days, activity_id=row.activity_id,
+                     cmi5_course=row.cmi5_course)
 
 
 def cohort_from_row(row) -> Cohort:
@@ -105,7 +110,23 @@ class EnrollmentRepository:
             self.conn.execute(t.programmes.insert().values(
                 id=programme.id, code=programme.code, title=programme.title,
                 required_modules=list(programme.required_modules), final_test=programme.final_test,
-                window_days=programme.window_days, activity_id=programme.activity_id, created_at=created_at))
+                window_days=programme.window_days, activity_id=programme.activity_id,
+                cmi5_course=programme.cmi5_course, created_at=created_at))
+
+    def save_programme(self, programme: Programme) -> None:
+        self.conn.execute(t.programmes.update().where(t.programmes.c.id == programme.id).values(
+            required_modules=list(programme.required_modules), cmi5_course=programme.cmi5_course))
+
+    def has_enrolments(self, programme_id: str) -> bool:
+        return self.conn.scalar(sa.select(sa.literal(True)).where(
+            sa.exists().where(t.enrolments.c.programme_id == programme_id))) is not None
+
+    def course_modules(self, course_id: str) -> tuple[str, ...]:
+        """The required modules of an imported cmi5 course, as enrollment has learnt it."""
+        modules = self.conn.scalar(sa.select(t.courses.c.required_modules).where(t.courses.c.id == course_id))
+        if modules is None:
+            raise NotFound(COURSE_UNKNOWN.format(course_id), "cmi5_course")
+        return tuple(modules)
 
     def add_cohort(self, cohort: Cohort, created_at) -> None:
         with _unique(f"the programme already has a cohort named {cohort.name!r}", "name"):

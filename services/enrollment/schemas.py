@@ -1,5 +1,5 @@
 """Request and response schemas of the enrollment API (and so its OpenAPI document)."""
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.enrollment.domain import DEFAULT_WINDOW_DAYS
 from shared.accounts import LOCALES, ROLES, XAPI_SCOPES
@@ -14,9 +14,28 @@ class ProgrammeInSchema(Schema):
         validate.Length(min=1, max=40), validate.Regexp(r"^[A-Za-z0-9_-]+$", error="letters, digits, - and _ only")])
     title = fields.Str(required=True, validate=validate.Length(min=1, max=300))
     required_modules = fields.List(fields.Url(require_tld=False, validate=validate.Length(max=500)),
-                                   required=True, validate=validate.Length(min=1, max=200))
+                                   validate=validate.Length(min=1, max=200))
+    cmi5_course = fields.Str(validate=validate.Length(min=1, max=36), metadata={
+        "description": "instead of required_modules: the `id` of a course imported on the progress service "
+                       "(POST /cmi5/courses), whose AUs and blocks become the required modules"})
     final_test = IRI
     window_days = WholeNumber(load_default=DEFAULT_WINDOW_DAYS, validate=validate.Range(min=1, max=366))
+
+    @validates_schema(skip_on_field_errors=False, pass_original=True)  # named with the other fields' errors
+    def _modules_or_course(self, data, original, **kwargs):
+        # By what was sent: a field sent but invalid has its own error already.
+        sent = original if isinstance(original, dict) else {}
+        given = [name for name in ("required_modules", "cmi5_course") if sent.get(name) is not None]
+        if len(given) == 1:
+            return
+        message = "give required_modules or cmi5_course, not both" if given else \
+            "give the required modules, or the cmi5 course whose AUs and blocks they are"
+        raise ValidationError(message, "required_modules" if not given else "cmi5_course")
+
+
+class CourseAttachmentSchema(Schema):
+    cmi5_course = fields.Str(required=True, validate=validate.Length(min=1, max=36), metadata={
+        "description": "the `id` of a course imported on the progress service (POST /cmi5/courses)"})
 
 
 class ProgrammeSchema(ProgrammeInSchema):

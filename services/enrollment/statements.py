@@ -15,7 +15,8 @@ def programme_activity(programme: Programme) -> dict:
         programme.activity_id, name=programme.title, type_=xapi.ACTIVITY_TYPE_PROGRAMME,
         extensions={xapi.EXT_PROGRAMME: {
             "id": programme.id, "code": programme.code, "required_modules": list(programme.required_modules),
-            "final_test": programme.final_test, "window_days": programme.window_days}},
+            "final_test": programme.final_test, "window_days": programme.window_days,
+            **({"cmi5_course": programme.cmi5_course} if programme.cmi5_course else {})}},
     )
 
 

@@ -2,11 +2,13 @@
 import sqlalchemy as sa
 
 from shared.account_tables import define_accounts_table, define_audit_table
+from shared.consumer import define_consumer_tables
 from shared.db import UtcDateTime
 from shared.outbox import define_outbox
 
 metadata = sa.MetaData()
 outbox = define_outbox(metadata)
+consumer_offsets, processed_statements = define_consumer_tables(metadata)
 
 TS = UtcDateTime()
 
@@ -20,7 +22,21 @@ programmes = sa.Table(
     sa.Column("window_days", sa.Integer, nullable=False),
     sa.Column("activity_id", sa.String(500), nullable=False),
     sa.Column("created_at", TS, nullable=False),
+    # The imported cmi5 course whose AUs and blocks are the required modules, if any.
+    sa.Column("cmi5_course", sa.String(36), nullable=True),
 )
+
+# The cmi5 courses the progress service's LMS has imported (learnstream.content.v1,
+# projections.py): what a programme can be defined from or attached to. A read model.
+courses = sa.Table(
+    "cmi5_courses", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("course_iri", sa.Text(), nullable=False),
+    sa.Column("title", sa.Text(), nullable=False),
+    sa.Column("required_modules", sa.JSON, nullable=False),
+    sa.Column("imported_at", TS, nullable=False),
+)
+READ_MODELS = [courses]
 
 cohorts = sa.Table(
     "cohorts", metadata,

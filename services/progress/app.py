@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, clock=xapi.utc_now) -> Flask:
     app.extensions["progress_clock"] = clock
     # The cmi5 LMS: its statements go where the LRS's go; the LRS asks it about its
     # session tokens (deps.SessionHook).
-    lms = Cmi5Lms(engine, outbox=tables.outbox, topic=settings.topic("lrs"), activity_base=settings.activity_base)
+    lms = Cmi5Lms.for_service(engine, settings)
     app.extensions["cmi5"] = lms
     dashboard.install(app, settings)
     # The xAPI LRS (its own auth, errors and content types), given what it needs.

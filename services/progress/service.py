@@ -11,8 +11,7 @@ from shared.service import ServiceSpec, Timer
 
 def abandon_expired_cmi5_sessions(settings, engine) -> int:
     """cmi5 sessions open past their time are abandoned, whether or not anyone launches again."""
-    return Cmi5Lms(engine, outbox=tables.outbox, topic=settings.topic("lrs"),
-                   activity_base=settings.activity_base).expire_sessions()
+    return Cmi5Lms.for_service(engine, settings).expire_sessions()
 
 
 SERVICE = ServiceSpec(
@@ -22,6 +21,8 @@ SERVICE = ServiceSpec(
     create_app=create_app,
     outbox=tables.outbox,
     produces="lrs",  # the LRS publishes to learnstream.lrs.v1 (docs/architecture.md, The LRS)
+    # The cmi5 LMS's courses imported and removed (cmi5/statements.py), which enrollment projects.
+    also_produces=("content",),
     offsets=tables.consumer_offsets,
     processed=tables.processed_statements,
     projection=projection,

@@ -120,7 +120,7 @@ def test_every_worker_part_gets_its_own_deployment_and_pdb_and_no_more(rendered)
     expected = {f"ls-learnstream-{s}-{p}": ["worker", s, p] for s in available() for p in parts_of(s)}
     workers = {name: d["spec"]["template"]["spec"]["containers"][0]["args"]
                for name, d in deployments.items() if not name.endswith("-web")}
-    assert workers == expected  # enrollment has no projections: no idle deployment for it
+    assert workers == expected
     assert set(expected) <= set(pdbs)
     selectors = [d["spec"]["selector"]["matchLabels"] for d in deployments.values()]
     assert len({tuple(sorted(s.items())) for s in selectors}) == len(selectors), "two deployments share a selector"

@@ -238,7 +238,7 @@ def test_a_session_past_its_time_is_abandoned_and_its_token_dies(app, ops, lrs):
     launch = _launch(ops, course["id"]).json
     au = Au(ops, launch["url"]).start()
     assert au.send(au.statement(c.INITIALIZED)).status_code == 200
-    later = Cmi5Lms(app.config["LEARNSTREAM_ENGINE"], outbox=tables.outbox, topic="t",
+    later = Cmi5Lms(app.config["LEARNSTREAM_ENGINE"], outbox=tables.outbox, topic="t", content_topic="c",
                     activity_base="https://learnstream.dev/xapi/activities/",
                     clock=lambda: xapi.utc_now() + timedelta(hours=SESSION_HOURS, minutes=1))
     assert later.expire_sessions() == 1

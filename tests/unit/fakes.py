@@ -65,9 +65,10 @@ class FakeEnrollmentRepository:
         self.programmes: dict[str, Programme] = {}
         self.cohorts: dict[str, Cohort] = {}
         self.enrolments: dict[str, EnrollmentEnrolment] = {}
+        self.courses: dict[str, tuple[str, ...]] = {}  # cmi5 course -> its modules
 
     def copy(self):
-        return _copy_state(self, programmes=dict, cohorts=dict, enrolments=dict)
+        return _copy_state(self, programmes=dict, cohorts=dict, enrolments=dict, courses=dict)
 
     def get_programme(self, programme_id):
         if programme_id not in self.programmes:
@@ -92,6 +93,17 @@ class FakeEnrollmentRepository:
         if any(p.code == programme.code for p in self.programmes.values()):
             raise Conflict(f"a programme with code {programme.code!r} exists", "code")
         self.programmes[programme.id] = programme
+
+    def save_programme(self, programme):
+        self.programmes[programme.id] = programme
+
+    def has_enrolments(self, programme_id):
+        return any(e.programme_id == programme_id for e in self.enrolments.values())
+
+    def course_modules(self, course_id):
+        if course_id not in self.courses:
+            raise NotFound(f"no cmi5 course {course_id} is known here", "cmi5_course")
+        return self.courses[course_id]
 
     def add_cohort(self, cohort, created_at):
         if any(c.programme_id == cohort.programme_id and c.name == cohort.name for c in self.cohorts.values()):

@@ -71,6 +71,27 @@ def test_a_duplicate_programme_code_is_a_conflict_and_announces_nothing(enrollme
     assert len(uow.repo.programmes) == 1 and uow.event_types == [EventType.PROGRAMME_DEFINED]
 
 
+def test_a_programme_from_a_cmi5_course_takes_its_modules_and_one_attached_keeps_them_once_learners_enrol(enrollment):
+    uow, commands = enrollment
+    modules = ("https://x.test/cmi5/c1/au/0", "https://x.test/cmi5/c1/block/b")
+    uow.repo.courses["c1"] = modules
+    fields = {k: v for k, v in PROGRAMME.items() if k != "required_modules"}
+    defined = commands.define_programme({**fields, "code": "CMI", "cmi5_course": "c1"}, "ops")
+    assert defined.required_modules == modules and defined.cmi5_course == "c1"
+    with pytest.raises(NotFound) as unknown:
+        commands.attach_course(defined.id, "c2", "ops")
+    assert unknown.value.field == "cmi5_course"
+
+    cohort = _cohort(commands)  # PROGRAMME, with modules of its own
+    attached = commands.attach_course(cohort.programme_id, "c1", "ops")
+    assert uow.repo.programmes[attached.id].required_modules == modules
+    commands.enrol(cohort.id, {"name": "Ada", "email": "ada@example.org"})
+    with pytest.raises(Conflict) as enrolled:
+        commands.attach_course(cohort.programme_id, "c1", "ops")
+    assert enrolled.value.field == "cmi5_course"
+    assert uow.event_types.count(EventType.PROGRAMME_DEFINED) == 3  # CMI, PROGRAMME, the attachment
+
+
 def test_a_cohort_of_an_unknown_programme_is_not_found(enrollment):
     uow, commands = enrollment
     with pytest.raises(NotFound):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from flask_smorest import abort
 
 from services.progress import queries
@@ -36,14 +36,15 @@ def _lms() -> Cmi5Lms:
     "required": True, "description": "a cmi5.xml, or a zip (ZIP64 too) holding cmi5.xml and the content",
     "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}},
                 "text/xml": {"schema": {"type": "string"}}}})
-@blp.arguments(s.ImportArgs, location="query")
 @blp.response(201, s.CourseSchema)
 @blp.alt_response(400, description="the package breaks a cmi5 requirement (named, with the element)")
 @accepts_any_body
-def import_course(args):
-    """Import a cmi5 package: its AUs and blocks become required modules"""
+def import_course():
+    """Import a cmi5 package. Its AUs and blocks are the `required_modules` a programme is
+    defined with; enrollment learns the course from the bus, so `POST /programmes` (or
+    `PUT /programmes/<id>/cmi5-course`) there takes its `id` as `cmi5_course`"""
     try:
-        return _lms().import_package(request.get_data(), request.content_type or "", args.get("programme_id"))
+        return _lms().import_package(request.get_data(), request.content_type or "", g.operator)
     except PackageError as exc:
         abort(400, message=str(exc), errors={"package": {"requirement": exc.requirement, "element": exc.element}})
 
@@ -53,8 +54,7 @@ def import_course(args):
 @blp.response(200, s.CourseSchema)
 def get_course(course_id):
     """An imported course: its AUs (with the LMS's activity ids), blocks and modules"""
-    course, programme_id = _lms().course(course_id)
-    return _lms().describe(course_id, course, programme_id)
+    return _lms().describe(course_id, _lms().course(course_id))
 
 
 @blp.route("/courses/<course_id>", methods=["DELETE"])
@@ -62,7 +62,7 @@ def get_course(course_id):
 @blp.response(204)
 def delete_course(course_id):
     """Remove an imported package and its files (its statements stay in the LRS)"""
-    _lms().delete_course(course_id)
+    _lms().delete_course(course_id, g.operator)
 
 
 @blp.route("/courses/<course_id>/launches", methods=["POST"])

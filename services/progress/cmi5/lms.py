@@ -23,6 +23,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from services.progress import tables as service_tables
 from services.progress.cmi5 import moveon, rules, structure
 from services.progress.cmi5 import statements as st
 from services.progress.cmi5 import tables as t
@@ -30,7 +31,7 @@ from services.progress.cmi5 import terms as c
 from services.progress.lrs import documents, store, validation
 from services.progress.lrs.auth import Client
 from services.progress.lrs.keys import agent_key, digest
-from shared import db, xapi
+from shared import db, outbox, xapi
 from shared.errors import Conflict, DomainError, NotFound
 
 KEY_PREFIX = "cmi5-"
@@ -58,13 +59,22 @@ class Launch:
 
 class Cmi5Lms:
     def __init__(self, engine: Engine, *, outbox: sa.Table, topic: str, activity_base: str,
-                 clock: Callable[[], datetime] = xapi.utc_now):
+                 content_topic: str, clock: Callable[[], datetime] = xapi.utc_now):
         self.engine, self.outbox, self.topic = engine, outbox, topic
+        # Where the imports and removals are told (learnstream.content.v1), for enrollment.
+        self.content_topic = content_topic
         self.activity_base = activity_base.rstrip("/") + "/"
         self.clock = clock
         # Course structures by course, parsed once per process for the sessions' requests
         # (a structure never changes once imported; a 1,000-AU one takes milliseconds to parse).
         self._structures: dict[str, structure.Course] = {}
+
+    @classmethod
+    def for_service(cls, engine: Engine, settings) -> Cmi5Lms:
+        """The progress service's LMS: its statements on the LRS topic, its catalog facts
+        on the content topic, both through the service's outbox."""
+        return cls(engine, outbox=service_tables.outbox, topic=settings.topic("lrs"), activity_base=settings.activity_base,
+                   content_topic=settings.topic("content"))
 
     # --- the LMS's ids for a course's parts (stable: the same in every registration) ------
 
@@ -79,23 +89,34 @@ class Cmi5Lms:
 
     # --- import -------------------------------------------------------------------------
 
-    def import_package(self, content: bytes, content_type: str, programme_id: str | None = None) -> dict:
-        """Raises structure.PackageError (400) for a package breaking the spec."""
+    def import_package(self, content: bytes, content_type: str, operator: str) -> dict:
+        """Store the package and tell learnstream.content.v1, in one transaction (so
+        enrollment learns every course imported, and only those). Raises
+        structure.PackageError (400) for a package breaking the spec."""
         package = structure.read(content, content_type)
         course_pk = str(uuid.uuid4())
+        now = self.clock()
         with self.engine.begin() as conn:
             conn.execute(t.courses.insert().values(
-                id=course_pk, course_id=package.course.id, programme_id=programme_id,
-                structure=_json(structure.to_dict(package.course)), created_at=self.clock()))
+                id=course_pk, course_id=package.course.id,
+                structure=_json(structure.to_dict(package.course)), created_at=now))
             rows = [{"course": course_pk, "path_hash": digest(path), "path": path, "content": data}
                     for path, data in package.files.items()]
             for chunk in db.chunks(rows, 200):
                 conn.execute(t.files.insert(), chunk)
-        return self.describe(course_pk, package.course, programme_id)
+            self._tell(conn, st.course_imported(self._course_activity(course_pk, package.course), operator, now))
+        return self.describe(course_pk, package.course)
 
-    def describe(self, course_pk: str, course: structure.Course, programme_id: str | None) -> dict:
+    def _course_activity(self, course_pk: str, course: structure.Course) -> dict:
+        return st.course_activity(self.course_activity_id(course_pk), course_pk, course.id, course.title,
+                                  self.required_modules(course_pk, course))
+
+    def _tell(self, conn: Connection, event) -> None:
+        outbox.append(conn, self.outbox, self.content_topic, [event])
+
+    def describe(self, course_pk: str, course: structure.Course) -> dict:
         return {
-            "id": course_pk, "course_id": course.id, "programme_id": programme_id,
+            "id": course_pk, "course_id": course.id,
             "title": course.title, "activity_id": self.course_activity_id(course_pk),
             "required_modules": self.required_modules(course_pk, course),
             "aus": [{"index": i, "id": au.id, "activity_id": self.au_activity_id(course_pk, i), "title": au.title,
@@ -110,18 +131,22 @@ class Cmi5Lms:
         return ([self.au_activity_id(course_pk, i) for i in range(len(course.aus))]
                 + [self.block_activity_id(course_pk, b.id) for b in course.blocks])
 
-    def course(self, course_pk: str) -> tuple[structure.Course, str | None]:
+    def course(self, course_pk: str) -> structure.Course:
         with db.reading(self.engine) as conn:
             row = conn.execute(sa.select(t.courses).where(t.courses.c.id == course_pk)).first()
         if row is None:
             raise NotFound(f"no cmi5 course {course_pk}", "course")
-        return structure.from_dict(orjson.loads(row.structure)), row.programme_id
+        return structure.from_dict(orjson.loads(row.structure))
 
-    def delete_course(self, course_pk: str) -> None:
+    def delete_course(self, course_pk: str, operator: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(t.files.delete().where(t.files.c.course == course_pk))
-            if not conn.execute(t.courses.delete().where(t.courses.c.id == course_pk)).rowcount:
+            row = conn.execute(sa.select(t.courses).where(t.courses.c.id == course_pk)).first()
+            if row is None:
                 raise NotFound(f"no cmi5 course {course_pk}", "course")
+            conn.execute(t.files.delete().where(t.files.c.course == course_pk))
+            conn.execute(t.courses.delete().where(t.courses.c.id == course_pk))
+            course = structure.from_dict(orjson.loads(row.structure))
+            self._tell(conn, st.course_removed(self._course_activity(course_pk, course), operator, self.clock()))
 
     def file(self, course_pk: str, path: str) -> tuple[bytes, str] | None:
         with db.reading(self.engine) as conn:
@@ -136,7 +161,7 @@ class Cmi5Lms:
     def launch(self, course_pk: str, au_ref: int | str, actor: dict, *, root_url: str,
                registration: str | None = None, launch_mode: str = "Normal", return_url: str | None = None) -> Launch:
         """Open a session: LMS.LaunchData written, `launched` recorded, the launch URL."""
-        course, _ = self.course(course_pk)
+        course = self.course(course_pk)
         index, au = _find_au(course, au_ref)
         try:
             validation.actor(actor, "actor", validation.V1, allow_group=False)
@@ -226,7 +251,7 @@ class Cmi5Lms:
                 raise NotFound(f"no cmi5 session {session_id}", "session")
             if row.status not in _OPEN:
                 raise Conflict(f"the session is already {row.status}")
-            course, _ = self.course_in(conn, row.course)
+            course = self.course_in(conn, row.course)
             self._store(conn, [self._close(conn, course, row, now, always=True)])
 
     def expire_sessions(self) -> int:
@@ -238,15 +263,15 @@ class Cmi5Lms:
                 t.sessions.c.status.in_(_OPEN), t.sessions.c.expires_at < now).with_for_update()).all()
             made = []
             for row in rows:
-                course, _ = self.course_in(conn, row.course)
+                course = self.course_in(conn, row.course)
                 if (s := self._close(conn, course, row, now)) is not None:
                     made.append(s)
             self._store(conn, made)
         return len(rows)
 
-    def course_in(self, conn: Connection, course_pk: str) -> tuple[structure.Course, str | None]:
-        row = conn.execute(sa.select(t.courses).where(t.courses.c.id == course_pk)).first()
-        return structure.from_dict(orjson.loads(row.structure)), row.programme_id
+    def course_in(self, conn: Connection, course_pk: str) -> structure.Course:
+        row = conn.execute(sa.select(t.courses.c.structure).where(t.courses.c.id == course_pk)).first()
+        return structure.from_dict(orjson.loads(row.structure))
 
     # --- waive --------------------------------------------------------------------------
 
@@ -259,7 +284,7 @@ class Cmi5Lms:
             reg = _registration(conn, registration.lower(), lock=True)
             if reg is None:
                 raise NotFound(f"no cmi5 registration {registration}", "registration")
-            course, _ = self.course_in(conn, reg.course)
+            course = self.course_in(conn, reg.course)
             index, au = _find_au(course, au_ref)
             records = _records(reg)
             if moveon.au_satisfied(au.move_on, records.get(au.id, moveon.AuRecord())):
@@ -344,7 +369,7 @@ class Cmi5Lms:
             reg = _registration(conn, row.registration, lock=lock)
             course = self._structures.get(row.course)
             if course is None:
-                course, _ = self.course_in(conn, row.course)
+                course = self.course_in(conn, row.course)
                 if len(self._structures) >= 1_000:
                     self._structures.clear()
                 self._structures[row.course] = course
@@ -421,7 +446,7 @@ class Cmi5Lms:
             reg = _registration(conn, registration.lower())
             if reg is None:
                 raise NotFound(f"no cmi5 registration {registration}", "registration")
-            course, _ = self.course_in(conn, reg.course)
+            course = self.course_in(conn, reg.course)
         records = _records(reg)
         satisfied = set(orjson.loads(reg.satisfied))
         return {"registration": reg.registration, "course": reg.course, "actor": orjson.loads(reg.actor),

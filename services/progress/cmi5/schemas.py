@@ -4,11 +4,6 @@ from marshmallow import Schema, fields, validate
 from services.progress.cmi5.terms import LAUNCH_MODES
 
 
-class ImportArgs(Schema):
-    programme_id = fields.Str(validate=validate.Length(min=1, max=36), metadata={
-        "description": "the programme the package is attached to (its AUs and blocks are its required modules)"})
-
-
 class AuSchema(Schema):
     index = fields.Int()
     id = fields.Str(metadata={"description": "the publisher's AU id"})
@@ -29,7 +24,6 @@ class BlockSchema(Schema):
 class CourseSchema(Schema):
     id = fields.Str(metadata={"description": "the LMS's id of the imported package"})
     course_id = fields.Str(metadata={"description": "the publisher's course id"})
-    programme_id = fields.Str(allow_none=True)
     activity_id = fields.Str()
     title = fields.Dict(keys=fields.Str(), values=fields.Str())
     required_modules = fields.List(fields.Str())

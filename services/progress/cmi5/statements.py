@@ -1,5 +1,6 @@
 """The statements the LMS itself makes (cmi5 spec 9.3): launched, satisfied, abandoned,
-waived. Plain dicts, ready for the LRS's store."""
+waived. Plain dicts, ready for the LRS's store. And the catalog facts it tells enrollment
+on learnstream.content.v1: a course imported, or removed (Events for the outbox)."""
 from __future__ import annotations
 
 import uuid
@@ -7,6 +8,7 @@ from datetime import datetime, timedelta
 
 from services.progress.cmi5 import terms as c
 from shared import xapi
+from shared.events import Event, EventType
 
 # The LMS's statements' authority: the progress service, as the services' own statements.
 AUTHORITY = xapi.service_agent("progress")
@@ -72,3 +74,20 @@ def waived(actor: dict, au_obj: dict, registration: str, session_id: str, publis
     return _statement(actor, c.WAIVED, au_obj,
                       _context(registration, session_id, publisher_id, moveon=True), now,
                       {"success": True, "completion": True, "extensions": {c.EXT_REASON: reason}})
+
+
+def course_activity(activity_id: str, course_pk: str, course_iri: str, title: dict, modules: list[str]) -> dict:
+    """The course as the catalog facts name it (shared.catalog.course reads it back)."""
+    return {"objectType": "Activity", "id": activity_id,
+            "definition": {"type": c.TYPE_COURSE, "name": title, "extensions": {xapi.EXT_CMI5_COURSE: {
+                "id": course_pk, "course_iri": course_iri, "required_modules": modules}}}}
+
+
+def course_imported(course: dict, operator: str, now: datetime) -> Event:
+    return Event(EventType.COURSE_IMPORTED, xapi.statement(
+        xapi.operator_agent(operator), xapi.DEFINED, course, authority=AUTHORITY, timestamp=now))
+
+
+def course_removed(course: dict, operator: str, now: datetime) -> Event:
+    return Event(EventType.COURSE_REMOVED, xapi.statement(
+        xapi.operator_agent(operator), xapi.REMOVED, course, authority=AUTHORITY, timestamp=now))

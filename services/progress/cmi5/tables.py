@@ -12,7 +12,6 @@ courses = sa.Table(
     "cmi5_courses", metadata,
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("course_id", sa.Text(), nullable=False),  # the publisher's IRI
-    sa.Column("programme_id", sa.String(36), nullable=True, index=True),
     sa.Column("structure", sa.LargeBinary(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )

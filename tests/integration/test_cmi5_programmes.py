@@ -1,0 +1,106 @@
+"""A programme delivered by a cmi5 course (issue 16, item 1): the course is imported on
+the progress service, enrollment learns it from learnstream.content.v1, and a programme
+is defined from it, or has it attached, there. The required modules are then the LMS's
+ids of the course's AUs and blocks, which every reader of programme.defined upserts."""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from services.enrollment import tables as t
+
+from shared import bus
+from shared.service import load
+from tests.integration.test_cmi5 import package
+from tests.support.flows import AUTH, define_cohort, eventually, import_csv, learners_csv
+
+pytestmark = pytest.mark.integration
+
+UNKNOWN = "00000000-0000-4000-8000-000000000000"
+
+
+def _programme(code: str, **modules) -> dict:
+    return {"code": code, "title": f"cmi5 {code}", "final_test": f"https://learnstream.test/{code}/final-test",
+            **modules}
+
+
+def _programme_count(enrollment) -> int:
+    return enrollment.get("/programmes", headers=AUTH).json["total"]
+
+
+def _known(engine, course_id: str) -> bool:
+    with engine.connect() as conn:
+        return conn.scalar(sa.select(sa.func.count()).where(t.courses.c.id == course_id)) == 1
+
+
+@pytest.fixture
+def services(deployment):
+    for service in ("progress", "enrollment"):
+        settings = deployment.settings(service)
+        bus.ensure_topics(settings, load(service).topics(settings))
+    for service in ("progress", "enrollment"):
+        deployment.start_worker(service)
+    return deployment.app("progress").test_client(), deployment.app("enrollment").test_client()
+
+
+@pytest.mark.timeout(240)
+def test_a_programme_is_defined_from_an_imported_course_and_progress_counts_its_modules(services):
+    progress, enrollment = services
+    course = progress.post("/cmi5/courses", data=package(aus=3), content_type="application/zip", headers=AUTH)
+    assert course.status_code == 201, course.json
+    modules = course.json["required_modules"]
+    assert len(modules) == 4  # three AUs and their block
+
+    def define():
+        response = enrollment.post("/programmes", headers=AUTH, json=_programme("CMI", cmi5_course=course.json["id"]))
+        return response if response.status_code == 201 else None
+    defined = eventually(define, timeout=60, message="enrollment learning the imported course").json
+    assert defined["required_modules"] == modules and defined["cmi5_course"] == course.json["id"]
+
+    cohort = enrollment.post("/cohorts", headers=AUTH, json={
+        "programme_id": defined["id"], "name": "CMI wave 1", "agency": "Revenue agency", "province": "North",
+        "wave": 1, "accounts_issued_at": "2026-11-02"}).json
+    import_csv(enrollment, cohort["id"], learners_csv(2))
+
+    def learners():
+        items = progress.get(f"/cohorts/{cohort['id']}/learners", headers=AUTH).json.get("items") or []
+        return items if len(items) == 2 else None
+    rows = eventually(learners, timeout=60, message="progress projecting the enrolments")
+    assert {row["modules_required"] for row in rows} == {len(modules)}
+
+
+@pytest.mark.timeout(240)
+def test_a_course_attaches_to_a_programme_until_learners_enrol_and_bad_requests_change_nothing(services):
+    progress, enrollment = services
+    course = progress.post("/cmi5/courses", data=package(aus=2), content_type="application/zip", headers=AUTH).json
+    programme, cohort = define_cohort(enrollment, code="ATT", modules=1)
+
+    unknown = enrollment.put(f"/programmes/{programme['id']}/cmi5-course", headers=AUTH, json={"cmi5_course": UNKNOWN})
+    assert unknown.status_code == 404 and "cmi5_course" in str(unknown.json)
+    assert UNKNOWN in unknown.json["message"]
+    both = enrollment.post("/programmes", headers=AUTH, json=_programme(
+        "BOTH", cmi5_course=course["id"], required_modules=["https://learnstream.test/m"]))
+    neither = enrollment.post("/programmes", headers=AUTH, json=_programme("NONE"))
+    assert both.status_code == 422 and "cmi5_course" in both.json["errors"]["json"]
+    assert neither.status_code == 422 and "required_modules" in neither.json["errors"]["json"]
+    assert _programme_count(enrollment) == 1
+
+    def attach():
+        response = enrollment.put(f"/programmes/{programme['id']}/cmi5-course", headers=AUTH,
+                                  json={"cmi5_course": course["id"]})
+        return response if response.status_code == 200 else None
+    attached = eventually(attach, timeout=60, message="enrollment learning the imported course").json
+    assert attached["required_modules"] == course["required_modules"] and attached["cmi5_course"] == course["id"]
+
+    import_csv(enrollment, cohort["id"], learners_csv(1))
+    again = enrollment.put(f"/programmes/{programme['id']}/cmi5-course", headers=AUTH, json={"cmi5_course": course["id"]})
+    assert again.status_code == 409 and "enrolled" in again.json["message"]
+
+    # A removed course is forgotten: no programme can be defined from it any more.
+    assert progress.delete(f"/cmi5/courses/{course['id']}", headers=AUTH).status_code == 204
+    engine = enrollment.application.config["LEARNSTREAM_ENGINE"]
+    eventually(lambda: not _known(engine, course["id"]), timeout=60, message="enrollment forgetting the course")
+    gone = enrollment.post("/programmes", headers=AUTH, json=_programme("GONE", cmi5_course=course["id"]))
+    assert gone.status_code == 404 and _programme_count(enrollment) == 1
+    assert enrollment.get(f"/programmes/{programme['id']}", headers=AUTH).json["required_modules"] == \
+        course["required_modules"]

@@ -6,7 +6,6 @@ reading the other's database.
 """
 from __future__ import annotations
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.enrollment import tables as t

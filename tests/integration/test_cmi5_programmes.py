@@ -8,7 +8,6 @@ import pytest
 import sqlalchemy as sa
 
 from services.enrollment import tables as t
-
 from shared import bus
 from shared.service import load
 from tests.integration.test_cmi5 import package
@@ -93,7 +92,8 @@ def test_a_course_attaches_to_a_programme_until_learners_enrol_and_bad_requests_
     assert attached["required_modules"] == course["required_modules"] and attached["cmi5_course"] == course["id"]
 
     import_csv(enrollment, cohort["id"], learners_csv(1))
-    again = enrollment.put(f"/programmes/{programme['id']}/cmi5-course", headers=AUTH, json={"cmi5_course": course["id"]})
+    again = enrollment.put(f"/programmes/{programme['id']}/cmi5-course", headers=AUTH,
+                           json={"cmi5_course": course["id"]})
     assert again.status_code == 409 and "enrolled" in again.json["message"]
 
     # A removed course is forgotten: no programme can be defined from it any more.

@@ -73,8 +73,8 @@ class Cmi5Lms:
     def for_service(cls, engine: Engine, settings) -> Cmi5Lms:
         """The progress service's LMS: its statements on the LRS topic, its catalog facts
         on the content topic, both through the service's outbox."""
-        return cls(engine, outbox=service_tables.outbox, topic=settings.topic("lrs"), activity_base=settings.activity_base,
-                   content_topic=settings.topic("content"))
+        return cls(engine, outbox=service_tables.outbox, topic=settings.topic("lrs"),
+                   activity_base=settings.activity_base, content_topic=settings.topic("content"))
 
     # --- the LMS's ids for a course's parts (stable: the same in every registration) ------
 

@@ -92,8 +92,8 @@ def test_a_killed_part_is_restarted_and_the_rest_keep_serving(deployment, tmp_pa
     try:
         _until(lambda: all(_healthy(url) for url in urls.values()), 120, "the stack answering")
         started = list(_children(runner.pid))
-        # Enrollment: web and relay (it has no read models); progress: web, relay, projections.
-        assert len(started) == 5
+        # Enrollment: web, relay, projections (the cmi5 courses); progress: web, relay, projections.
+        assert len(started) == 6
         watches = {name: _Watch(url) for name, url in urls.items()}
         for watch in watches.values():
             watch.start()

@@ -22,7 +22,7 @@ from shared.i18n import LOCALES, TRANSLATIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = [("shared/**.py", "python"), ("services/**.py", "python"),
-           ("services/**/templates/**.html", "jinja2")]
+           ("services/**/templates/**.html", "jinja2"), ("shared/templates/**.html", "jinja2")]
 KEYWORDS = {"_": None, "gettext": None, "lazy_gettext": None, "pgettext": ((1, "c"), 2)}
 CSV_COLUMNS = sorted({*progress_queries.CSV_COLUMNS, *certification_export.CSV_COLUMNS})
 

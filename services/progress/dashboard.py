@@ -146,6 +146,10 @@ SCRIPT_MESSAGES = {
     "passed_test": lazy_gettext("passed"), "failed_test": lazy_gettext("failed"),
     "page": lazy_gettext("page %(page)s of %(pages)s · %(total)s learners"),
     "updated": lazy_gettext("live · updated %(time)s"), "update_failed": lazy_gettext("update failed: %(error)s"),
+    # A cmi5 course's AUs in the learner table (moveon.AU_STATES).
+    "au_not_attempted": lazy_gettext("not attempted"), "au_in_progress": lazy_gettext("in progress"),
+    "au_abandoned": lazy_gettext("abandoned"), "au_failed": lazy_gettext("failed"),
+    "au_satisfied": lazy_gettext("satisfied"), "au_waived": lazy_gettext("waived"),
 }
 
 STATES = {

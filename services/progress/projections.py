@@ -21,7 +21,8 @@ from shared.vocabulary import ENROLLED, REVOKED, VALID, WITHDRAWN
 def _programme_row(programme: catalog.Programme) -> dict:
     return {"id": programme.id, "code": programme.code, "title": programme.title,
             "activity_id": programme.activity["id"], "required_modules": list(programme.required_modules),
-            "final_test": programme.final_test, "window_days": programme.window_days}
+            "final_test": programme.final_test, "window_days": programme.window_days,
+            "cmi5_course": programme.cmi5_course}
 
 
 def _cohort_row(cohort: catalog.Cohort) -> dict:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from services.progress import domain
 from services.progress import tables as t
+from services.progress.cmi5 import lms
 from shared import db
 from shared.csv_export import csv_text
 from shared.errors import NotFound
@@ -148,9 +149,24 @@ def learner_view(row, now: datetime) -> dict:
 
 
 def learners(engine: Engine, cohort_id: str, args: dict, now: datetime, units: frozenset[str] | None) -> dict:
-    cohort(engine, cohort_id, now, units)
+    """A page of the cohort's learners. For a programme delivered by a cmi5 course, the
+    page also has the `course` (its AUs) and each learner `au_states`, one per AU."""
+    found = cohort(engine, cohort_id, now, units)
     with db.reading(engine) as conn:
-        return db.paged(conn, _learner_query(cohort_id, args, now), args, lambda row: learner_view(row, now))
+        page = db.paged(conn, _learner_query(cohort_id, args, now), args, lambda row: learner_view(row, now))
+        course = conn.scalar(sa.select(t.programmes.c.cmi5_course).where(t.programmes.c.id == found["programme_id"]))
+        if course is not None:
+            _with_au_states(conn, course, page)
+    return page
+
+
+def _with_au_states(conn, course: str, page: dict) -> None:
+    found = lms.au_states(conn, course, [item["registration"] for item in page["items"]])
+    if found is None:  # the course was removed: the programme's counts stand, its AUs are gone
+        return
+    page["course"] = found["course"]
+    for item in page["items"]:
+        item["au_states"] = found["states"][item["registration"]]
 
 
 CSV_COLUMNS = ("name", "organisation", "status", "state", "modules_completed", "modules_required", "percent",

@@ -1,6 +1,7 @@
 """Response and query schemas of the progress API (and so its OpenAPI document)."""
 from marshmallow import Schema, fields, validate
 
+from services.progress.cmi5.moveon import AU_STATES
 from services.progress.queries import COUNTS, ROLLUPS, SORTS, STATES
 from shared.schemas import MAX_DB_INT, PageArgs, Timestamp, WholeNumber, page_of
 
@@ -66,6 +67,9 @@ class LearnerProgressSchema(Schema):
     certificate_status = fields.Str(allow_none=True)
     certified_at = Timestamp()
     overdue = fields.Bool()
+    au_states = fields.List(fields.Str(validate=validate.OneOf(AU_STATES)), metadata={
+        "description": "a programme delivered by a cmi5 course only: each AU's state, in the order of the "
+                       "page's course.aus: " + ", ".join(AU_STATES)})
 
 
 class DaySchema(Schema):
@@ -103,6 +107,19 @@ class RollupArgs(Schema):
 
 
 CohortProgressPageSchema = page_of(CohortProgressSchema)
-LearnerProgressPageSchema = page_of(LearnerProgressSchema)
+class CourseAuSchema(Schema):
+    id = fields.Str(metadata={"description": "the AU's id in the package (its publisher's IRI)"})
+    title = fields.Dict(keys=fields.Str(), values=fields.Str(), metadata={"description": "language → title"})
+
+
+class LearnerCourseSchema(Schema):
+    id = fields.Str(metadata={"description": "the imported course (POST /cmi5/courses)"})
+    aus = fields.List(fields.Nested(CourseAuSchema))
+
+
+class LearnerProgressPageSchema(page_of(LearnerProgressSchema)):
+    course = fields.Nested(LearnerCourseSchema, metadata={
+        "description": "a programme delivered by a cmi5 course only: its AUs, which each learner's au_states "
+                       "follow"})
 # Every count the queries compute is documented above.
 assert set(COUNTS) <= set(CountsSchema._declared_fields)

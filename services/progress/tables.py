@@ -21,6 +21,7 @@ programmes = sa.Table(
     sa.Column("required_modules", sa.JSON, nullable=False),
     sa.Column("final_test", sa.String(500), nullable=False),
     sa.Column("window_days", sa.Integer, nullable=False),
+    sa.Column("cmi5_course", sa.String(36), nullable=True),  # the imported course delivering it
 )
 
 cohorts = sa.Table(

@@ -21,8 +21,10 @@ from werkzeug.serving import make_server
 
 from shared.config import VAR_DIR
 from tests.conftest import CREDENTIALS, UNIT_OPERATOR
+from tests.integration.test_cmi5 import package
 from tests.integration.test_progress_api import DEADLINE, NORTH, SOUTH, world  # noqa: F401  (fixture)
 from tests.support import statements as s
+from tests.support.cmi5 import satisfy
 from tests.support.flows import AUTH
 
 SCREENSHOTS = VAR_DIR / "screenshots"
@@ -151,6 +153,35 @@ def test_cohort_page_table_sort_filter_overdue_and_live_refresh(served, browser)
     assert "state=overdue" in browser.find_element(By.ID, "csv").get_attribute("href")
 
     # A new fact reaches the read model: the page shows it without a reload.
+    _project(app, [s.completed(2, s.MODULES[0], DEADLINE - timedelta(days=1))])
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _tile(browser, "started") != "3":
+        time.sleep(0.2)
+    assert _tile(browser, "started") == "3"
+    _shot(browser, "cohort-filtered")
+
+
+def test_the_learner_table_shows_each_au_of_a_cmi5_course(served, browser):
+    base, clock, app = served
+    client = app.test_client()
+    course = client.post("/cmi5/courses", data=package(aus=2), content_type="application/zip", headers=AUTH).json
+    _project(app, [s.programme_defined(DEADLINE - timedelta(days=9), cmi5_course=course["id"])])
+    learners = client.get(f"/cohorts/{NORTH}/learners", headers=AUTH).json["items"]
+    first = next(row["registration"] for row in learners if row["name"] == "Learner 0")
+    satisfy(client, course["id"], first, 0)
+
+    browser.get(f"{base}/dashboard/cohorts/{NORTH}")
+    _loaded(browser)
+    assert browser.find_element(By.ID, "aus-heading").is_displayed()
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#learners tbody tr")
+               if r.find_element(By.TAG_NAME, "td").text.startswith("Learner 0"))
+    squares = row.find_elements(By.CSS_SELECTOR, ".au")
+    assert [q.get_attribute("class") for q in squares] == ["au satisfied", "au not_attempted"]
+    assert squares[0].get_attribute("title") == "AU 0: satisfied"
+    _shot(browser, "cohort-cmi5")
+
+
+def _project(app, facts) -> None:
     from services.progress.service import SERVICE
     from shared import db
     from shared.consumer import ProjectionRunner
@@ -158,13 +189,8 @@ def test_cohort_page_table_sort_filter_overdue_and_live_refresh(served, browser)
     settings = app.config["LEARNSTREAM_SETTINGS"]
     engine = db.create_engine(settings.database_url)
     runner = ProjectionRunner(settings, engine, SERVICE.projection(settings), SERVICE.offsets, SERVICE.processed)
-    runner.process(s.as_records([s.completed(2, s.MODULES[0], DEADLINE - timedelta(days=1))]))
+    runner.process(s.as_records(facts))
     engine.dispose()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and _tile(browser, "started") != "3":
-        time.sleep(0.2)
-    assert _tile(browser, "started") == "3"
-    _shot(browser, "cohort-filtered")
 
 
 def _sign_in(driver, base: str, key: str, secret: str, then: str = "/dashboard"):

@@ -11,6 +11,7 @@ from services.enrollment import tables as t
 from shared import bus
 from shared.service import load
 from tests.integration.test_cmi5 import package
+from tests.support.cmi5 import fail, open_session, satisfy
 from tests.support.flows import AUTH, define_cohort, eventually, import_csv, learners_csv
 
 pytestmark = pytest.mark.integration
@@ -66,6 +67,24 @@ def test_a_programme_is_defined_from_an_imported_course_and_progress_counts_its_
         return items if len(items) == 2 else None
     rows = eventually(learners, timeout=60, message="progress projecting the enrolments")
     assert {row["modules_required"] for row in rows} == {len(modules)}
+
+    # The learner table shows each AU's state (issue 16, item 6).
+    page = progress.get(f"/cohorts/{cohort['id']}/learners", headers=AUTH).json
+    assert [au["id"] for au in page["course"]["aus"]] == [f"https://example.org/au/{i}" for i in range(3)]
+    assert page["course"]["aus"][0]["title"] == {"en": "AU 0"}
+    assert all(row["au_states"] == ["not_attempted"] * 3 for row in page["items"])
+    first, second = (row["registration"] for row in page["items"])
+    satisfy(progress, course.json["id"], first, 0)
+    open_session(progress, course.json["id"], first, 1)  # open
+    abandoned = open_session(progress, course.json["id"], first, 2)
+    assert progress.post(f"/cmi5/sessions/{abandoned}/abandonment", headers=AUTH).status_code == 204
+    fail(progress, course.json["id"], second, 1)  # a first launch makes the registration the LMS waives in
+    assert progress.post(f"/cmi5/registrations/{second}/waivers", headers=AUTH,
+                         json={"au": 0, "reason": "Tested Out"}).status_code == 201
+    states = {row["registration"]: row["au_states"] for row in
+              progress.get(f"/cohorts/{cohort['id']}/learners", headers=AUTH).json["items"]}
+    assert states == {first: ["satisfied", "in_progress", "abandoned"], second: ["waived", "failed", "not_attempted"]}
+    assert "au_states" not in progress.get(f"/cohorts/{cohort['id']}/learners.csv", headers=AUTH).text
 
 
 @pytest.mark.timeout(240)

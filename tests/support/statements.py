@@ -15,11 +15,17 @@ FINAL_TEST = "https://content.test/final"
 # What the consumer runner reads from Kafka, minus Kafka.
 
 
-def programme_activity() -> dict:
+def programme_activity(cmi5_course: str | None = None) -> dict:
     return xapi.activity("https://learnstream.test/programmes/DSK", name="Digital skills",
                          type_=xapi.ACTIVITY_TYPE_PROGRAMME, extensions={xapi.EXT_PROGRAMME: {
                              "id": PROGRAMME_ID, "code": "DSK", "required_modules": MODULES,
-                             "final_test": FINAL_TEST, "window_days": 10}})
+                             "final_test": FINAL_TEST, "window_days": 10,
+                             **({"cmi5_course": cmi5_course} if cmi5_course else {})}})
+
+
+def programme_defined(at: datetime, cmi5_course: str | None = None) -> tuple[str, dict]:
+    return events.EventType.PROGRAMME_DEFINED, xapi.statement(
+        xapi.operator_agent("ops"), xapi.DEFINED, programme_activity(cmi5_course), authority=AUTHORITY, timestamp=at)
 
 
 def cohort_activity(cohort_id: str, agency: str = "Revenue agency", issued: datetime | None = None) -> dict:

@@ -15,6 +15,7 @@ def test_every_message_of_the_sources_and_every_export_column_has_a_vietnamese_t
     assert not wanted - set(have), "run `make translations` and translate what is new"
     assert not [key for key in wanted if not have[key]]
     assert ("csv", "learner_name") in wanted and ("csv", "final_test_best_score") in wanted
+    assert (None, "Sign out") in wanted  # the shared templates' words too (shared/templates/session)
 
 
 def test_the_compiled_catalogs_are_those_of_the_po_files():

@@ -456,6 +456,34 @@ class Cmi5Lms:
                         for i, au in enumerate(course.aus)]}
 
 
+def au_states(conn: Connection, course_pk: str, registrations: list[str]) -> dict | None:
+    """Each AU's state (moveon.au_state) for a page of learners, in two queries:
+    {"course": {"id", "aus": [{"id", "title"}]}, "states": {registration: [state per AU]}}.
+    None if the course is no longer imported."""
+    row = conn.execute(sa.select(t.courses.c.structure).where(t.courses.c.id == course_pk)).first()
+    if row is None:
+        return None
+    aus = structure.from_dict(orjson.loads(row.structure)).aus
+    records = {reg.registration: _records(reg) for reg in conn.execute(
+        sa.select(t.registrations).where(t.registrations.c.registration.in_(registrations),
+                                         t.registrations.c.course == course_pk))}
+    # The AU's latest session: the open one if any (a launch closes the others), else the
+    # last launched.
+    latest: dict[tuple[str, int], str] = {}
+    for session in conn.execute(
+            sa.select(t.sessions.c.registration, t.sessions.c.au_index, t.sessions.c.status)
+            .where(t.sessions.c.registration.in_(registrations), t.sessions.c.course == course_pk)
+            .order_by(t.sessions.c.launched_at)):
+        key = (session.registration, session.au_index)
+        if latest.get(key) not in _OPEN:
+            latest[key] = session.status
+    states = {registration: [moveon.au_state(au.move_on, records.get(registration, {}).get(au.id, moveon.AuRecord()),
+                                             latest.get((registration, index)))
+                             for index, au in enumerate(aus)]
+              for registration in registrations}
+    return {"course": {"id": course_pk, "aus": [{"id": au.id, "title": au.title} for au in aus]}, "states": states}
+
+
 def _find_au(course: structure.Course, au_ref: int | str) -> tuple[int, structure.Au]:
     aus = course.aus
     if isinstance(au_ref, int) or (isinstance(au_ref, str) and au_ref.isdigit()):

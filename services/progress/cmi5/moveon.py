@@ -33,6 +33,28 @@ def au_satisfied(move_on: str, record: AuRecord) -> bool:
     }[move_on]
 
 
+# What an operator sees of one AU for one learner (the dashboard's learner table), the
+# first that holds: waived; satisfied (its moveOn met, as the LMS judges blocks and the
+# course: a NotApplicable AU is, launched or not); failed (and not passed); abandoned (its
+# latest session was, and it reported nothing that counts); in_progress (launched: a
+# session open, or a result short of its moveOn); not_attempted.
+AU_STATES = ("not_attempted", "in_progress", "abandoned", "failed", "satisfied", "waived")
+
+
+def au_state(move_on: str, record: AuRecord, last_session: str | None) -> str:
+    """`last_session`: the status of the AU's latest session in the registration
+    (launched, initialized, terminated, abandoned, closed), None if never launched."""
+    if record.waived:
+        return "waived"
+    if au_satisfied(move_on, record):
+        return "satisfied"
+    if record.failed and not record.passed:
+        return "failed"
+    if last_session == "abandoned" and not (record.completed or record.passed):
+        return "abandoned"
+    return "not_attempted" if last_session is None else "in_progress"
+
+
 def _satisfied(node: Au | Block, records: dict[str, AuRecord]) -> bool:
     if isinstance(node, Au):
         return au_satisfied(node.move_on, records.get(node.id, AuRecord()))

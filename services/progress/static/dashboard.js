@@ -54,6 +54,20 @@ function progressBar(done, required) {
 
 function day(text) { return text ? text.slice(0, 10) : "–"; }
 
+// A cmi5 course's AUs for one learner: a square per AU, coloured by its state, its title
+// and state on hover; a long course (more than MAX_AU_SQUARES AUs) as counts per state.
+const MAX_AU_SQUARES = 40;
+function localised(title) { return title[LOCALE] ?? title.en ?? Object.values(title)[0] ?? ""; }
+function auStates(course, states) {
+  if (course.aus.length > MAX_AU_SQUARES) {
+    const counts = {};
+    for (const s of states) counts[s] = (counts[s] || 0) + 1;
+    return el("span", { class: "au-counts" }, Object.entries(counts).map(([s, n]) => `${t(`au_${s}`)} ${n}`).join(" · "));
+  }
+  return el("span", { class: "aus" }, ...course.aus.map((au, i) => el("i", {
+    class: `au ${states[i]}`, "data-au": au.id, title: `${localised(au.title)}: ${t(`au_${states[i]}`)}` })));
+}
+
 async function campaignPage() {
   const [totals, cohorts, agencies, provinces] = await Promise.all([
     getJSON("/campaign"), getJSON("/cohorts?page_size=1000"), getJSON("/rollups?by=agency"),
@@ -123,9 +137,11 @@ async function cohortPage() {
     { class: l.overdue ? "overdue" : l.status, "data-registration": l.registration },
     el("td", {}, l.name || "–", l.status === "withdrawn" ? el("small", {}, ` ${t("withdrawn_mark")}`) : ""), el("td", {}, l.organisation || "–"),
     el("td", {}, progressBar(l.modules_completed, l.modules_required)),
+    ...(learners.course ? [el("td", {}, auStates(learners.course, l.au_states))] : []),
     el("td", {}, t(TEST_STATES[l.final_test_status] || l.final_test_status) + (l.final_test_best_score != null ? ` (${Math.round(l.final_test_best_score * 100)}%)` : "")),
     el("td", {}, l.certificate_status === "valid" ? l.certificate_number : "–"),
     el("td", {}, day(l.deadline)), el("td", {}, day(l.last_activity_at)))));
+  document.getElementById("aus-heading").hidden = !learners.course;
   const pages = Math.max(1, Math.ceil(learners.total / state.pageSize));
   document.getElementById("page").textContent = t("page", { page: state.page, pages, total: learners.total });
   document.getElementById("prev").disabled = state.page <= 1;

@@ -23,6 +23,8 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from tqdm import tqdm
+
 from bench.common import isolated_stack, percentile, report
 from services.progress.cmi5 import terms as c
 
@@ -111,7 +113,8 @@ def main() -> None:
         print(f"cmi5 benchmark {run_id}: {args.learners} learners, {args.clients} clients", flush=True)
         started = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
-            results = list(pool.map(lambda n: learner(base, course["id"], n), range(args.learners)))
+            results = list(tqdm(pool.map(lambda n: learner(base, course["id"], n), range(args.learners)),
+                                total=args.learners, desc="learners", unit="learner", mininterval=1, disable=None))
         elapsed = time.perf_counter() - started
     finally:
         stack.stop()

@@ -2,7 +2,7 @@
 # ADL's cmi5 LMS Test Suite (CATAPULT lts/) against the progress service, which holds the
 # cmi5 LMS and the LRS. The suite is checked out and built outside the repo (README, cmi5):
 #   tests/cmi5/run-catapult.sh /tmp/catapult/lts [DATABASE_URL]
-# Without DATABASE_URL a fresh SQLite file is used. Starts gunicorn (gevent, as
+# Without DATABASE_URL a fresh SQLite file is used. Starts gunicorn (deploy/gunicorn.conf.py, gevent, as
 # deployed) on LMS_PORT, runs `npx jest` and stops the server it started.
 set -euo pipefail
 LTS=${1:?the CATAPULT lts/ folder}
@@ -17,7 +17,7 @@ cd "$REPO"
 .venv/bin/python -c "import sys; from shared import db; db.ensure_database(sys.argv[1])" "$DATABASE_URL"
 CREDENTIAL=$(.venv/bin/learnstream lrs-credentials create --name catapult --scope all \
              | awk '/^key:/{k=$2} /^secret:/{s=$2} END{print k":"s}')
-.venv/bin/gunicorn -k gevent -w 1 --access-logfile "$WORK/access.log" -b "127.0.0.1:$PORT" "services.progress.app:create_app()" \
+.venv/bin/gunicorn -c deploy/gunicorn.conf.py -k gevent -w 1 --access-logfile "$WORK/access.log" -b "127.0.0.1:$PORT" "services.progress.app:create_app()" \
     > "$WORK/gunicorn.log" 2>&1 &
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null || true' EXIT

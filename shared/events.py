@@ -88,6 +88,17 @@ class Event:
         return xapi.learner_key(self.statement["actor"])
 
 
+@dataclass(frozen=True)
+class KeyedEvent:
+    """A statement on its way to the outbox, keyed by what its facts must stay in order
+    with rather than by its actor: a certificate an operator revoked by its learner, a
+    course's import and removal by the course (ce_subject follows the key)."""
+
+    type: str
+    statement: dict
+    key: str
+
+
 def ce_type(event_type: str) -> str:
     return TYPE_PREFIX + event_type
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from shared import db, xapi
 from shared.consumer import replaying
 from shared.db import UtcDateTime
-from shared.events import Event
+from shared.events import Event, KeyedEvent
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY.
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -41,7 +41,7 @@ def define_outbox(metadata: sa.MetaData) -> sa.Table:
     return table
 
 
-def append(conn: Connection, outbox: sa.Table, topic: str, events: Iterable[Event]) -> int:
+def append(conn: Connection, outbox: sa.Table, topic: str, events: Iterable[Event | KeyedEvent]) -> int:
     """Stage events for publishing, inside the caller's transaction."""
     return append_encoded(conn, outbox, [(topic, event.key, event.type, xapi.encode(event.statement))
                                          for event in events])

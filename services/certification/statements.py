@@ -7,23 +7,12 @@ fact about a learner stays on one partition.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from shared import xapi
-from shared.events import EventType
+from shared.events import EventType, KeyedEvent
 
 AUTHORITY = xapi.service_agent("certification")
-
-
-@dataclass(frozen=True)
-class LearnerEvent:
-    """A statement for the outbox whose key is the learner even when the actor is not."""
-
-    type: str
-    statement: dict
-    key: str
-
 
 def certificate_activity(cert: dict, activity_base: str) -> dict:
     return xapi.activity(
@@ -36,17 +25,17 @@ def certificate_activity(cert: dict, activity_base: str) -> dict:
     )
 
 
-def earned(cert: dict, activity_base: str) -> LearnerEvent:
+def earned(cert: dict, activity_base: str) -> KeyedEvent:
     """`cert` is a certificates row (as a dict)."""
     stmt = xapi.statement(
         cert["actor"], xapi.EARNED, certificate_activity(cert, activity_base), authority=AUTHORITY,
         registration=cert["registration"], parent=cert["programme_activity"], grouping=cert["cohort_activity"],
         context_extensions={xapi.EXT_ORGANISATION: cert["organisation"]},
         result={"completion": True, "success": True}, timestamp=cert["issued_at"])
-    return LearnerEvent(EventType.CERTIFICATE_EARNED, stmt, cert["learner_key"])
+    return KeyedEvent(EventType.CERTIFICATE_EARNED, stmt, cert["learner_key"])
 
 
-def revoked(cert: dict, activity_base: str, by: str, at: datetime, reason: str) -> LearnerEvent:
+def revoked(cert: dict, activity_base: str, by: str, at: datetime, reason: str) -> KeyedEvent:
     actor = AUTHORITY if by == "system" else xapi.operator_agent(by)
     stmt = xapi.statement(
         actor, xapi.REVOKED, certificate_activity(cert, activity_base), authority=AUTHORITY,
@@ -54,4 +43,4 @@ def revoked(cert: dict, activity_base: str, by: str, at: datetime, reason: str) 
         context_extensions={xapi.EXT_REASON: reason, xapi.EXT_ORGANISATION: cert["organisation"],
                             xapi.EXT_LEARNER: cert["actor"]},
         timestamp=at)
-    return LearnerEvent(EventType.CERTIFICATE_REVOKED, stmt, cert["learner_key"])
+    return KeyedEvent(EventType.CERTIFICATE_REVOKED, stmt, cert["learner_key"])

@@ -12,7 +12,7 @@ from shared import bus
 from shared.service import load
 from tests.integration.test_cmi5 import package
 from tests.support.cmi5 import fail, open_session, satisfy
-from tests.support.flows import AUTH, define_cohort, eventually, import_csv, learners_csv
+from tests.support.flows import AUTH, define_cohort, eventually, import_csv, learners_csv, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -121,5 +121,12 @@ def test_a_course_attaches_to_a_programme_until_learners_enrol_and_bad_requests_
     eventually(lambda: not _known(engine, course["id"]), timeout=60, message="enrollment forgetting the course")
     gone = enrollment.post("/programmes", headers=AUTH, json=_programme("GONE", cmi5_course=course["id"]))
     assert gone.status_code == 404 and _programme_count(enrollment) == 1
+    # The import and the removal are keyed by the course, so they stay in order on one partition.
+    settings = progress.application.config["LEARNSTREAM_SETTINGS"]
+    told = [r for r in read_topic(settings.kafka_bootstrap_servers, settings.topic("content"), 2)
+            if r.key == course["id"].encode()]
+    assert [dict(r.headers)["ce_type"] for r in told] == [b"dev.learnstream.course.imported",
+                                                          b"dev.learnstream.course.removed"]
+    assert len({r.partition for r in told}) == 1
     assert enrollment.get(f"/programmes/{programme['id']}", headers=AUTH).json["required_modules"] == \
         course["required_modules"]

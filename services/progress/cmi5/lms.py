@@ -104,7 +104,8 @@ class Cmi5Lms:
                     for path, data in package.files.items()]
             for chunk in db.chunks(rows, 200):
                 conn.execute(t.files.insert(), chunk)
-            self._tell(conn, st.course_imported(self._course_activity(course_pk, package.course), operator, now))
+            activity = self._course_activity(course_pk, package.course)
+            self._tell(conn, st.course_imported(course_pk, activity, operator, now))
         return self.describe(course_pk, package.course)
 
     def _course_activity(self, course_pk: str, course: structure.Course) -> dict:
@@ -146,7 +147,8 @@ class Cmi5Lms:
             conn.execute(t.files.delete().where(t.files.c.course == course_pk))
             conn.execute(t.courses.delete().where(t.courses.c.id == course_pk))
             course = structure.from_dict(orjson.loads(row.structure))
-            self._tell(conn, st.course_removed(self._course_activity(course_pk, course), operator, self.clock()))
+            activity = self._course_activity(course_pk, course)
+            self._tell(conn, st.course_removed(course_pk, activity, operator, self.clock()))
 
     def file(self, course_pk: str, path: str) -> tuple[bytes, str] | None:
         with db.reading(self.engine) as conn:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from services.progress.cmi5 import terms as c
 from shared import xapi
-from shared.events import Event, EventType
+from shared.events import EventType, KeyedEvent
 
 # The LMS's statements' authority: the progress service, as the services' own statements.
 AUTHORITY = xapi.service_agent("progress")
@@ -83,11 +83,14 @@ def course_activity(activity_id: str, course_pk: str, course_iri: str, title: di
                 "id": course_pk, "course_iri": course_iri, "required_modules": modules}}}}
 
 
-def course_imported(course: dict, operator: str, now: datetime) -> Event:
-    return Event(EventType.COURSE_IMPORTED, xapi.statement(
-        xapi.operator_agent(operator), xapi.DEFINED, course, authority=AUTHORITY, timestamp=now))
+# Keyed by the LMS's course id: a course's import and its removal stay on one partition,
+# so no reader can see the removal first, whoever made each.
+
+def course_imported(course_pk: str, course: dict, operator: str, now: datetime) -> KeyedEvent:
+    return KeyedEvent(EventType.COURSE_IMPORTED, xapi.statement(
+        xapi.operator_agent(operator), xapi.DEFINED, course, authority=AUTHORITY, timestamp=now), course_pk)
 
 
-def course_removed(course: dict, operator: str, now: datetime) -> Event:
-    return Event(EventType.COURSE_REMOVED, xapi.statement(
-        xapi.operator_agent(operator), xapi.REMOVED, course, authority=AUTHORITY, timestamp=now))
+def course_removed(course_pk: str, course: dict, operator: str, now: datetime) -> KeyedEvent:
+    return KeyedEvent(EventType.COURSE_REMOVED, xapi.statement(
+        xapi.operator_agent(operator), xapi.REMOVED, course, authority=AUTHORITY, timestamp=now), course_pk)

@@ -137,13 +137,20 @@ def statement_headers(source: str, event_type: str, statement: dict) -> list[tup
                    statement.get("stored") or xapi.format_timestamp(xapi.utc_now()))
 
 
+_ROUTING = frozenset((CE_SOURCE, CE_TYPE, HEADER_SOURCE, HEADER_EVENT_TYPE))
+
+
 def routing(record_headers) -> tuple[str | None, str | None]:
     """(source service, event type) of a record of either generation of headers: the
     CloudEvents ones first, else the first generation's `source` and `event-type`.
     A `ce_type` outside learnstream's prefix is returned whole: no handler knows it."""
-    source, event_type = header(record_headers, CE_SOURCE), header(record_headers, CE_TYPE)
+    raw: dict = {}
+    for key, value in record_headers or ():  # one pass: every record of every topic comes here
+        if key in _ROUTING and key not in raw:
+            raw[key] = value
+    source, event_type = _text(CE_SOURCE, raw.get(CE_SOURCE)), _text(CE_TYPE, raw.get(CE_TYPE))
     if source is None and event_type is None:
-        return header(record_headers, HEADER_SOURCE), header(record_headers, HEADER_EVENT_TYPE)
+        return _text(HEADER_SOURCE, raw.get(HEADER_SOURCE)), _text(HEADER_EVENT_TYPE, raw.get(HEADER_EVENT_TYPE))
     if source is not None and source.startswith(SOURCE_PREFIX):
         source = source[len(SOURCE_PREFIX):]
     if event_type is not None and event_type.startswith(TYPE_PREFIX):
@@ -155,11 +162,15 @@ def header(record_headers, name: str) -> str | None:
     """A header's text; a value that is not UTF-8 makes the record unprocessable."""
     for key, value in record_headers or ():
         if key == name:
-            if not isinstance(value, bytes):
-                return value
-            try:
-                return value.decode()
-            except UnicodeDecodeError:
-                raise Unprocessable(f"header {name!r} is not UTF-8") from None
+            return _text(name, value)
     return None
+
+
+def _text(name: str, value) -> str | None:
+    if not isinstance(value, bytes):
+        return value
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        raise Unprocessable(f"header {name!r} is not UTF-8") from None
 

@@ -140,12 +140,15 @@ def _insert_new(conn: Connection, table: sa.Table, rows: list[dict]) -> list[dic
     """Insert fact rows, skipping statement ids stored already; return those inserted."""
     if not rows:
         return []
-    inserted: set[str] = set()
-    for chunk in db.chunks(rows, 500):
-        stmt = (db.insert_statement(conn, table).on_conflict_do_nothing(index_elements=["statement_id"])
-                .returning(table.c.statement_id))
-        inserted.update(conn.scalars(stmt, chunk))
-    return [row for row in rows if row["statement_id"] in inserted]
+    columns = list(rows[0])
+    convert = [db.to_driver(conn, table.c[name]) for name in columns]
+    first: dict[str, dict] = {}
+    for row in rows:  # a fact once, as its statement is
+        first.setdefault(row["statement_id"], row)
+    unique = list(first.values())
+    inserted = set(db.insert_new_fast(conn, table, columns, [
+        tuple(f(row[name]) for f, name in zip(convert, columns, strict=True)) for row in unique], "statement_id"))
+    return [row for row in unique if row["statement_id"] in inserted]
 
 
 def on_learning(conn: Connection, statements: list[dict]) -> None:
@@ -206,7 +209,7 @@ def on_certificates(conn: Connection, statements: list[dict], status: str) -> No
         _derive(conn, {}, verdicts=set(), certificates=touched)
 
 
-def learners_with_facts(conn: Connection, learner_keys: set[str]) -> set[str]:
+def _learners_with_facts(conn: Connection, learner_keys: set[str]) -> set[str]:
     """Those of these learners that have any fact to summarise."""
     found: set[str] = set()
     keys = sorted(learner_keys)
@@ -219,11 +222,15 @@ def learners_with_facts(conn: Connection, learner_keys: set[str]) -> set[str]:
 
 def refresh_learners(conn: Connection, learner_keys: set[str]) -> None:
     """Derive every progress column of these learners' enrolments from their sums and
-    facts (an enrolment that arrives after its learner's statements).
+    facts, for those that have any (an enrolment that arrives after its learner's
+    statements; most learners have none yet).
 
     Not during a rebuild: the rows are derived once, after the last batch."""
-    if learner_keys and not replaying(conn):
-        _derive(conn, _read_activities(conn, learner_keys), verdicts=learner_keys, certificates=learner_keys)
+    if not learner_keys or replaying(conn):
+        return
+    with_facts = _learners_with_facts(conn, learner_keys)
+    if with_facts:
+        _derive(conn, _read_activities(conn, with_facts), verdicts=with_facts, certificates=with_facts)
 
 
 def refresh_everyone(conn: Connection) -> None:

@@ -65,8 +65,8 @@ def on_learner_enrolled(conn: Connection, statements: list[dict]) -> None:
     # DO NOTHING on conflict: a withdrawal seen first must not be undone by its enrolment.
     rows = [_learner_row(e, ENROLLED) for e in enrolments]
     db.insert_ignoring_duplicates(conn, t.learner_enrolments, rows, ["registration"])
-    # Facts that arrived before the enrolment count now (most learners have none yet).
-    facts.refresh_learners(conn, facts.learners_with_facts(conn, {row["learner_key"] for row in rows}))
+    # Facts that arrived before the enrolment count now.
+    facts.refresh_learners(conn, {row["learner_key"] for row in rows})
 
 
 def on_learner_withdrew(conn: Connection, statements: list[dict]) -> None:

@@ -182,8 +182,26 @@ def test_rebuild_reproduces_the_rows(runner, deployment):
     eventually(lambda: len(rows := learner_rows(runner)) == 5 and sum(r["final_test_attempts"] for r in rows) == 5)
     deployment.stop_workers()
     live = learner_rows(runner)
+    stored = _lrs_ids(runner)
+    assert {stmt["id"] for kind, stmt in facts if not kind.startswith("lrs.")} <= stored  # the others' too
+    # One more enrolment the live run never read: the rebuild reads it, and stores it in
+    # the LRS as the live run would have (it skips only the statements the LRS holds).
+    late = s.enrolled(9, s.new_id(), COHORT, ISSUED, DEADLINE)
+    publisher = bus.Publisher(settings_, role="test")
+    publisher.publish([(settings_.topic("enrollment"), s.xapi.learner_key(late[1]["actor"]).encode(),
+                        s.xapi.encode(late[1]), s.events.statement_headers(contract.TEST_SOURCE, *late))])
+    publisher.close()
     runner.rebuild(progress=False)
-    assert learner_rows(runner) == live
+    rebuilt = learner_rows(runner)
+    assert [row for row in rebuilt if row["name"] != "Learner 9"] == live and len(rebuilt) == 6
+    assert _lrs_ids(runner) == stored | {late[1]["id"]}
+
+
+def _lrs_ids(runner) -> set[str]:
+    from services.progress.lrs import tables as lrs_tables
+
+    with runner.engine.connect() as conn:
+        return set(conn.scalars(sa.select(lrs_tables.statements.c.id)))
 
 
 @pytest.mark.parametrize("void_first", [False, True])

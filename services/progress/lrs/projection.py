@@ -8,12 +8,18 @@ from sqlalchemy.engine import Connection
 
 from services.progress.lrs import store
 from shared import xapi
+from shared.consumer import replaying
 from shared.events import EventType
 
 
 def store_from_bus(conn: Connection, statements: list[dict]) -> None:
     """Idempotent by statement id (`store` skips ids already stored); keeps the
-    producer's stored, authority and version."""
+    producer's stored, authority and version. A rebuild replays statements the LRS holds
+    already (it keeps them: they are not a read model), so then the stored ids are looked
+    up first and only the others prepared and written."""
+    if replaying(conn):
+        stored = store.stored_ids(conn, [s["id"].lower() for s in statements])
+        statements = [s for s in statements if s["id"].lower() not in stored]
     now = xapi.utc_now()
     batch = {}
     for statement in statements:

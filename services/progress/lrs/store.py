@@ -304,6 +304,12 @@ def store(conn: Connection, statements: list[dict] | Batch, *, outbox_table: sa.
     return ids
 
 
+def stored_ids(conn: Connection, ids: list[str]) -> set[str]:
+    """Those of these (lower-case) statement ids the LRS holds."""
+    return {sid for chunk in db.chunks(ids) for sid in conn.scalars(
+        sa.select(t.statements.c.id).where(t.statements.c.id.in_(chunk)))}
+
+
 def _check_same(conn: Connection, statements: list[dict]) -> None:
     """Conflict (409) if any of these statements' ids is stored with other content."""
     by_id = {s["id"]: s for s in statements}

@@ -287,3 +287,24 @@ def test_an_lms_client_launches_only_for_enrolments_of_its_granted_cohorts(app, 
     assert launch(granted).status_code == 201
     assert ops.post("/cmi5/courses", data=package(), content_type="application/zip",
                     headers=as_portal).status_code == 403  # importing is a programme manager's
+
+
+def test_an_au_is_waived_before_anyone_launched_in_the_registration(ops, lrs):
+    course = _import(ops).json
+    registration = str(uuid.uuid4())
+    waivers = f"/cmi5/registrations/{registration}/waivers"
+    unknown = ops.post(waivers, headers={"Authorization": OPS}, json={"au": 0, "reason": "Tested Out", "actor": ACTOR})
+    assert unknown.status_code == 404, unknown.json  # no enrolment names a course, and none was given
+    assert "registration" in unknown.json["errors"]["json"] and "give the course" in unknown.json["message"]
+    bad = ops.post("/cmi5/registrations/not-a-uuid/waivers", headers={"Authorization": OPS},
+                   json={"au": 0, "reason": "Tested Out", "actor": ACTOR, "course": course["id"]})
+    assert bad.status_code == 422 and "registration" in str(bad.json)
+    assert _verbs(lrs, registration)[0] == []  # nothing was recorded
+    done = ops.post(waivers, headers={"Authorization": OPS},
+                    json={"au": 0, "reason": "Tested Out", "actor": ACTOR, "course": course["id"]})
+    assert done.status_code == 201, done.json
+    assert _verbs(lrs, registration)[0] == ["waived", "satisfied", "satisfied"]
+    # Its first launch then belongs to the same learner and course.
+    assert _launch(ops, course["id"], registration=registration).status_code == 201
+    other = dict(ACTOR, account={"homePage": "https://example.org", "name": "eve"})
+    assert _launch(ops, course["id"], registration=registration, actor=other).status_code == 409

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from services.enrollment import tables as t
 from shared import bus
 from shared.service import load
-from tests.integration.test_cmi5 import package
+from tests.integration.test_cmi5 import ACTOR, package
 from tests.support.cmi5 import fail, open_session, satisfy
 from tests.support.flows import AUTH, define_cohort, eventually, import_csv, learners_csv, read_topic
 
@@ -78,9 +78,12 @@ def test_a_programme_is_defined_from_an_imported_course_and_progress_counts_its_
     open_session(progress, course.json["id"], first, 1)  # open
     abandoned = open_session(progress, course.json["id"], first, 2)
     assert progress.post(f"/cmi5/sessions/{abandoned}/abandonment", headers=AUTH).status_code == 204
-    fail(progress, course.json["id"], second, 1)  # a first launch makes the registration the LMS waives in
+    # Waived before any launch (tested out): the enrolment's programme names the course.
+    nobody = progress.post(f"/cmi5/registrations/{second}/waivers", headers=AUTH, json={"au": 0, "reason": "Tested Out"})
+    assert nobody.status_code == 422 and "actor" in nobody.json["message"]
     assert progress.post(f"/cmi5/registrations/{second}/waivers", headers=AUTH,
-                         json={"au": 0, "reason": "Tested Out"}).status_code == 201
+                         json={"au": 0, "reason": "Tested Out", "actor": ACTOR}).status_code == 201
+    fail(progress, course.json["id"], second, 1)
     states = {row["registration"]: row["au_states"] for row in
               progress.get(f"/cohorts/{cohort['id']}/learners", headers=AUTH).json["items"]}
     assert states == {first: ["satisfied", "in_progress", "abandoned"], second: ["waived", "failed", "not_attempted"]}

@@ -94,8 +94,11 @@ def get_registration(registration):
 @blp.arguments(s.WaiverInSchema)
 @blp.response(201, s.WaiverSchema)
 def waive(data, registration):
-    """Waive an AU not yet satisfied: `waived`, then `satisfied` for what it completes"""
-    return {"session_id": _lms().waive(registration, data["au"], data["reason"])}
+    """Waive an AU not yet satisfied: `waived`, then `satisfied` for what it completes. Before anyone has
+    launched in the registration, give the learner's `actor` (and the `course`, unless the registration is an
+    enrolment in a programme a course delivers)"""
+    return {"session_id": _lms().waive(registration, data["au"], data["reason"], actor=data.get("actor"),
+                                       course_pk=data.get("course"))}
 
 
 @blp.route("/sessions/<session_id>/abandonment", methods=["POST"])

@@ -165,10 +165,7 @@ class Cmi5Lms:
         """Open a session: LMS.LaunchData written, `launched` recorded, the launch URL."""
         course = self.course(course_pk)
         index, au = _find_au(course, au_ref)
-        try:
-            validation.actor(actor, "actor", validation.V1, allow_group=False)
-        except validation.Invalid as exc:
-            raise DomainError(str(exc), "actor") from None
+        _check_actor(actor)
         if launch_mode not in c.LAUNCH_MODES:
             raise DomainError(f"launchMode is one of {', '.join(c.LAUNCH_MODES)}", "launchMode")
         registration = (registration or str(uuid.uuid4())).lower()
@@ -201,14 +198,7 @@ class Cmi5Lms:
         now = self.clock()
         au_obj = st.au_object(activity_id, au.title, au.activity_type)
         with self.engine.begin() as conn:
-            reg = _registration(conn, registration, lock=True)
-            if reg is None:
-                conn.execute(t.registrations.insert().values(
-                    registration=registration, course=course_pk, actor=_json(actor), records=b"{}",
-                    satisfied=b"[]", created_at=now))
-                reg = _registration(conn, registration, lock=True)
-            if reg.course != course_pk or agent_key(orjson.loads(reg.actor)) != agent_key(actor):
-                raise Conflict("the registration belongs to another course or learner", "registration")
+            reg = _begun(conn, registration, course_pk, actor, now)
             made = self._supersede(conn, course, course_pk, registration, index, now)
             conn.execute(t.sessions.insert().values(
                 id=session_id, registration=registration, course=course_pk, au_index=index, launch_mode=launch_mode,
@@ -277,15 +267,19 @@ class Cmi5Lms:
 
     # --- waive --------------------------------------------------------------------------
 
-    def waive(self, registration: str, au_ref: int | str, reason: str) -> str:
+    def waive(self, registration: str, au_ref: int | str, reason: str, *, actor: dict | None = None,
+              course_pk: str | None = None) -> str:
         """Waive an AU not yet satisfied in the registration; returns the session id the
-        waived and satisfied statements carry."""
+        waived and satisfied statements carry. A registration nobody has launched in yet
+        begins here (a learner who tested out before starting): with the learner's
+        `actor`, for `course_pk`, else the course delivering the enrolment's programme."""
         now = self.clock()
         session_id = str(uuid.uuid4())
+        registration = registration.lower()
         with self.engine.begin() as conn:
-            reg = _registration(conn, registration.lower(), lock=True)
-            if reg is None:
-                raise NotFound(f"no cmi5 registration {registration}", "registration")
+            reg = _registration(conn, registration, lock=True)
+            if reg is None or actor is not None or course_pk is not None:
+                reg = self._begin_for_waiver(conn, reg, registration, actor, course_pk, now)
             course = self.course_in(conn, reg.course)
             index, au = _find_au(course, au_ref)
             records = _records(reg)
@@ -298,6 +292,23 @@ class Cmi5Lms:
             made += self._satisfy(conn, course, reg.course, reg, records, actor, session_id, now)
             self._store(conn, made)
         return session_id
+
+    def _begin_for_waiver(self, conn: Connection, reg, registration: str, actor: dict | None,
+                          course_pk: str | None, now: datetime):
+        if reg is None and not validation.is_uuid(registration):
+            raise DomainError("registration is a UUID", "registration")
+        course_pk = course_pk or (reg.course if reg is not None else _enrolment_course(conn, registration))
+        if course_pk is None:
+            raise NotFound(f"no cmi5 registration {registration}, nor an enrolment in a programme delivered "
+                           f"by a course: give the course", "registration")
+        if conn.scalar(sa.select(t.courses.c.id).where(t.courses.c.id == course_pk)) is None:
+            raise NotFound(f"no cmi5 course {course_pk}", "course")
+        if actor is None:
+            if reg is None:
+                raise DomainError("nobody has launched in this registration yet: give the learner's actor", "actor")
+            actor = orjson.loads(reg.actor)
+        _check_actor(actor)
+        return _begun(conn, registration, course_pk, actor, now)
 
     # --- fetch and the session credential ------------------------------------------------
 
@@ -501,6 +512,34 @@ def _find_au(course: structure.Course, au_ref: int | str) -> tuple[int, structur
 
 def _state_scope(activity_id: str, actor: dict, registration: str) -> documents.Scope:
     return documents.Scope("state", activity_id, agent_key(actor), registration)
+
+
+def _check_actor(actor: dict) -> None:
+    try:
+        validation.actor(actor, "actor", validation.V1, allow_group=False)
+    except validation.Invalid as exc:
+        raise DomainError(str(exc), "actor") from None
+
+
+def _begun(conn: Connection, registration: str, course_pk: str, actor: dict, now: datetime):
+    """The registration's row, locked, made if new; Conflict if it is another course's or
+    another learner's."""
+    reg = _registration(conn, registration, lock=True)
+    if reg is None:
+        conn.execute(t.registrations.insert().values(
+            registration=registration, course=course_pk, actor=_json(actor), records=b"{}",
+            satisfied=b"[]", created_at=now))
+        reg = _registration(conn, registration, lock=True)
+    if reg.course != course_pk or agent_key(orjson.loads(reg.actor)) != agent_key(actor):
+        raise Conflict("the registration belongs to another course or learner", "registration")
+    return reg
+
+
+def _enrolment_course(conn: Connection, registration: str) -> str | None:
+    """The course delivering the programme of the enrolment with this registration."""
+    le, programmes = service_tables.learner_enrolments, service_tables.programmes
+    return conn.scalar(sa.select(programmes.c.cmi5_course).select_from(
+        le.join(programmes, programmes.c.id == le.c.programme_id)).where(le.c.registration == registration))
 
 
 def _registration(conn: Connection, registration: str, lock: bool = False):

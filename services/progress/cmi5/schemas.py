@@ -50,6 +50,11 @@ class WaiverInSchema(Schema):
     au = fields.Raw(required=True, metadata={"description": "the AU's index or id"})
     reason = fields.Str(required=True, validate=validate.OneOf(
         ("Tested Out", "Equivalent AU", "Equivalent Outside Activity", "Administrative")))
+    actor = fields.Dict(metadata={"description": "the learner (an xAPI Agent): needed when nobody has launched in "
+                                                 "the registration yet"})
+    course = fields.Str(validate=validate.Length(min=1, max=36), metadata={
+        "description": "the imported course, for a registration nobody has launched in yet; by default the "
+                       "course delivering the enrolment's programme"})
 
 
 class WaiverSchema(Schema):

@@ -79,7 +79,8 @@ def test_a_programme_is_defined_from_an_imported_course_and_progress_counts_its_
     abandoned = open_session(progress, course.json["id"], first, 2)
     assert progress.post(f"/cmi5/sessions/{abandoned}/abandonment", headers=AUTH).status_code == 204
     # Waived before any launch (tested out): the enrolment's programme names the course.
-    nobody = progress.post(f"/cmi5/registrations/{second}/waivers", headers=AUTH, json={"au": 0, "reason": "Tested Out"})
+    nobody = progress.post(f"/cmi5/registrations/{second}/waivers", headers=AUTH,
+                           json={"au": 0, "reason": "Tested Out"})
     assert nobody.status_code == 422 and "actor" in nobody.json["message"]
     assert progress.post(f"/cmi5/registrations/{second}/waivers", headers=AUTH,
                          json={"au": 0, "reason": "Tested Out", "actor": ACTOR}).status_code == 201

@@ -33,7 +33,9 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS statements (
-    ce_id TEXT PRIMARY KEY, ce_type TEXT, ce_source TEXT, learner_key TEXT, recorded_at TEXT,
+    ce_id TEXT PRIMARY KEY, ce_type TEXT, ce_source TEXT,
+    subject TEXT,  -- ce_subject, the record key: the learner key, or a course's id (learnstream.content.v1)
+    recorded_at TEXT,
     topic TEXT, partition INTEGER, "offset" INTEGER, statement TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS dead_letters (
     topic TEXT, partition INTEGER, "offset" INTEGER, ce_id TEXT, consumer TEXT, reason TEXT,

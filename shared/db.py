@@ -331,7 +331,9 @@ def insert_many_fast(conn, table: sa.Table, columns: list[str], rows: list[tuple
 
 def to_driver(conn, column: sa.Column):
     """The function SQLAlchemy would apply to a value of `column` before the driver sees it."""
-    process = column.type.bind_processor(conn.dialect)
+    # The dialect's own implementation: a TypeDecorator's generic bind_processor would hand
+    # SQLite a datetime for sqlite3's adapter, stored in another text form than SQLAlchemy's.
+    process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     return process or (lambda value: value)
 
 

@@ -270,7 +270,7 @@ def test_an_lms_client_launches_only_for_enrolments_of_its_granted_cohorts(app, 
             account_tables.store(conn, pt.accounts, [portal])
             for registration, cohort in ((granted, "granted-cohort"), (other, "other-cohort")):
                 conn.execute(pt.learner_enrolments.insert().values(
-                    registration=registration, cohort_id=cohort, programme_id="p", learner_key="k" + registration,
+                    registration=registration, cohort_id=cohort, programme_id="p", learner_key=xapi.learner_key(ACTOR),
                     name="Ada", status="enrolled", modules_required=1))
     finally:
         engine.dispose()

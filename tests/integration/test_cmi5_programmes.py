@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from services.enrollment import tables as t
-from shared import bus
+from shared import bus, xapi
 from shared.service import load
-from tests.integration.test_cmi5 import ACTOR, package
+from tests.integration.test_cmi5 import package
 from tests.support.cmi5 import fail, open_session, satisfy
 from tests.support.flows import AUTH, define_cohort, eventually, import_csv, learners_csv, read_topic
 
@@ -60,7 +60,9 @@ def test_a_programme_is_defined_from_an_imported_course_and_progress_counts_its_
     cohort = enrollment.post("/cohorts", headers=AUTH, json={
         "programme_id": defined["id"], "name": "CMI wave 1", "agency": "Revenue agency", "province": "North",
         "wave": 1, "accounts_issued_at": "2026-11-02"}).json
-    import_csv(enrollment, cohort["id"], learners_csv(2))
+    # cmi5 knows learners by account (9.2.0.0-2): they are enrolled so.
+    import_csv(enrollment, cohort["id"], "name,account_home_page,account_name,organisation\n"
+               + "".join(f"Learner {n},{HOME},learner{n},Unit 1\n" for n in range(2)))
 
     def learners():
         items = progress.get(f"/cohorts/{cohort['id']}/learners", headers=AUTH).json.get("items") or []
@@ -73,22 +75,34 @@ def test_a_programme_is_defined_from_an_imported_course_and_progress_counts_its_
     assert [au["id"] for au in page["course"]["aus"]] == [f"https://example.org/au/{i}" for i in range(3)]
     assert page["course"]["aus"][0]["title"] == {"en": "AU 0"}
     assert all(row["au_states"] == ["not_attempted"] * 3 for row in page["items"])
-    first, second = (row["registration"] for row in page["items"])
-    satisfy(progress, course.json["id"], first, 0)
-    open_session(progress, course.json["id"], first, 1)  # open
-    abandoned = open_session(progress, course.json["id"], first, 2)
+    (first, one), (second, two) = ((row["registration"], _learner(row)) for row in page["items"])
+    # A campaign enrolment's registration is its learner's alone.
+    assert progress.post(f"/cmi5/courses/{course.json['id']}/launches", headers=AUTH,
+                         json={"au": 0, "actor": two, "registration": first}).status_code == 409
+    satisfy(progress, course.json["id"], first, 0, one)
+    open_session(progress, course.json["id"], first, 1, one)  # open
+    abandoned = open_session(progress, course.json["id"], first, 2, one)
     assert progress.post(f"/cmi5/sessions/{abandoned}/abandonment", headers=AUTH).status_code == 204
     # Waived before any launch (tested out): the enrolment's programme names the course.
-    nobody = progress.post(f"/cmi5/registrations/{second}/waivers", headers=AUTH,
-                           json={"au": 0, "reason": "Tested Out"})
+    waivers = f"/cmi5/registrations/{second}/waivers"
+    nobody = progress.post(waivers, headers=AUTH, json={"au": 0, "reason": "Tested Out"})
     assert nobody.status_code == 422 and "actor" in nobody.json["message"]
-    assert progress.post(f"/cmi5/registrations/{second}/waivers", headers=AUTH,
-                         json={"au": 0, "reason": "Tested Out", "actor": ACTOR}).status_code == 201
-    fail(progress, course.json["id"], second, 1)
+    stranger = progress.post(waivers, headers=AUTH, json={"au": 0, "reason": "Tested Out", "actor": one})
+    assert stranger.status_code == 409 and "another learner" in stranger.json["message"]
+    assert progress.post(waivers, headers=AUTH, json={"au": 0, "reason": "Tested Out", "actor": two}).status_code == 201
+    fail(progress, course.json["id"], second, 1, two)
     states = {row["registration"]: row["au_states"] for row in
               progress.get(f"/cohorts/{cohort['id']}/learners", headers=AUTH).json["items"]}
     assert states == {first: ["satisfied", "in_progress", "abandoned"], second: ["waived", "failed", "not_attempted"]}
     assert "au_states" not in progress.get(f"/cohorts/{cohort['id']}/learners.csv", headers=AUTH).text
+
+
+HOME = "https://accounts.example.org"
+
+
+def _learner(row: dict) -> dict:
+    """The actor enrollment gave a learner imported above ("Learner <n>", account learner<n>)."""
+    return xapi.agent(account_home_page=HOME, account_name=f"learner{row['name'].split()[-1]}")
 
 
 @pytest.mark.timeout(240)

@@ -7,21 +7,22 @@ from tests.integration.test_cmi5 import ACTOR, Au
 from tests.support.flows import AUTH
 
 
-def started(progress, course_id: str, registration: str, au: int) -> tuple[Au, str]:
+def started(progress, course_id: str, registration: str, au: int, actor: dict = ACTOR) -> tuple[Au, str]:
     launch = progress.post(f"/cmi5/courses/{course_id}/launches", headers=AUTH,
-                           json={"au": au, "actor": ACTOR, "registration": registration})
+                           json={"au": au, "actor": actor, "registration": registration})
     assert launch.status_code == 201, launch.json
     session = Au(progress, launch.json["url"]).start()
-    assert session.send(session.statement(c.INITIALIZED)).status_code == 200
+    began = session.send(session.statement(c.INITIALIZED))
+    assert began.status_code == 200, began.data
     return session, launch.json["session_id"]
 
 
-def open_session(progress, course_id: str, registration: str, au: int) -> str:
-    return started(progress, course_id, registration, au)[1]
+def open_session(progress, course_id: str, registration: str, au: int, actor: dict = ACTOR) -> str:
+    return started(progress, course_id, registration, au, actor)[1]
 
 
-def satisfy(progress, course_id: str, registration: str, au: int) -> None:
-    session, _ = started(progress, course_id, registration, au)
+def satisfy(progress, course_id: str, registration: str, au: int, actor: dict = ACTOR) -> None:
+    session, _ = started(progress, course_id, registration, au, actor)
     for st in (session.statement(c.COMPLETED, True, {"completion": True, "duration": "PT1S"}),
                session.statement(c.PASSED, True, {"success": True, "duration": "PT1S", "score": {"scaled": 0.9}},
                                  **{c.EXT_MASTERY: 0.8}),
@@ -30,8 +31,8 @@ def satisfy(progress, course_id: str, registration: str, au: int) -> None:
         assert response.status_code == 200, response.data
 
 
-def fail(progress, course_id: str, registration: str, au: int) -> None:
-    session, _ = started(progress, course_id, registration, au)
+def fail(progress, course_id: str, registration: str, au: int, actor: dict = ACTOR) -> None:
+    session, _ = started(progress, course_id, registration, au, actor)
     failed = session.statement(c.FAILED, True, {"success": False, "duration": "PT1S", "score": {"scaled": 0.5}},
                                **{c.EXT_MASTERY: 0.8})
     for st in (failed, session.statement(c.TERMINATED, result={"duration": "PT3S"})):

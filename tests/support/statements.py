@@ -39,11 +39,19 @@ def learner(n: int) -> dict:
     return xapi.agent(name=f"Learner {n}", email=f"learner{n}@example.org")
 
 
+def account_learner(n: int) -> dict:
+    """A learner identified by an account, as cmi5 asks (9.2.0.0-2)."""
+    return xapi.agent(name=f"Learner {n}", account_home_page="https://accounts.example.org",
+                      account_name=f"learner{n}")
+
+
 def enrolled(n: int, registration: str, cohort_id: str, at: datetime, deadline: datetime,
-             agency: str = "Revenue agency", issued: datetime | None = None) -> tuple[str, dict]:
+             agency: str = "Revenue agency", issued: datetime | None = None,
+             actor: dict | None = None, cmi5_course: str | None = None) -> tuple[str, dict]:
+    programme = programme_activity(cmi5_course)  # as enrollment tells it: the course delivering it too
     return events.EventType.LEARNER_ENROLLED, xapi.statement(
-        learner(n), xapi.REGISTERED, programme_activity(), authority=AUTHORITY, registration=registration,
-        parent=programme_activity(), grouping=cohort_activity(cohort_id, agency, issued),
+        actor or learner(n), xapi.REGISTERED, programme, authority=AUTHORITY, registration=registration,
+        parent=programme, grouping=cohort_activity(cohort_id, agency, issued),
         context_extensions={xapi.EXT_DEADLINE: xapi.format_timestamp(deadline), xapi.EXT_ORGANISATION: "Unit 1"},
         timestamp=at)
 

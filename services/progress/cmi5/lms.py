@@ -297,7 +297,8 @@ class Cmi5Lms:
                           course_pk: str | None, now: datetime):
         if reg is None and not validation.is_uuid(registration):
             raise DomainError("registration is a UUID", "registration")
-        course_pk = course_pk or (reg.course if reg is not None else _enrolment_course(conn, registration))
+        if course_pk is None:
+            course_pk = reg.course if reg is not None else getattr(_enrolment(conn, registration), "cmi5_course", None)
         if course_pk is None:
             raise NotFound(f"no cmi5 registration {registration}, nor an enrolment in a programme delivered "
                            f"by a course: give the course", "registration")
@@ -499,7 +500,9 @@ def au_states(conn: Connection, course_pk: str, registrations: list[str]) -> dic
 
 def _find_au(course: structure.Course, au_ref: int | str) -> tuple[int, structure.Au]:
     aus = course.aus
-    if isinstance(au_ref, int) or (isinstance(au_ref, str) and au_ref.isdigit()):
+    if isinstance(au_ref, bool):
+        raise NotFound(f"the course has no AU {au_ref}", "au")
+    if isinstance(au_ref, int) or (isinstance(au_ref, str) and au_ref.isascii() and au_ref.isdigit()):
         index = int(au_ref)
         if not 0 <= index < len(aus):
             raise NotFound(f"the course has no AU {index}", "au")
@@ -523,9 +526,17 @@ def _check_actor(actor: dict) -> None:
 
 def _begun(conn: Connection, registration: str, course_pk: str, actor: dict, now: datetime):
     """The registration's row, locked, made if new; Conflict if it is another course's or
-    another learner's."""
+    another learner's. A registration that is a campaign enrolment begins only for its
+    learner, and in the course delivering its programme if one does."""
     reg = _registration(conn, registration, lock=True)
     if reg is None:
+        enrolment = _enrolment(conn, registration)
+        if enrolment is not None and enrolment.learner_key != xapi.learner_key(actor):
+            raise Conflict("the registration is the enrolment of another learner: launch with the actor it was "
+                           "enrolled with (cmi5 asks for an account, so enrol a cmi5 programme's learners by "
+                           "account)", "actor")
+        if enrolment is not None and enrolment.cmi5_course not in (None, course_pk):
+            raise Conflict("the enrolment's programme is delivered by another course", "course")
         conn.execute(t.registrations.insert().values(
             registration=registration, course=course_pk, actor=_json(actor), records=b"{}",
             satisfied=b"[]", created_at=now))
@@ -535,11 +546,13 @@ def _begun(conn: Connection, registration: str, course_pk: str, actor: dict, now
     return reg
 
 
-def _enrolment_course(conn: Connection, registration: str) -> str | None:
-    """The course delivering the programme of the enrolment with this registration."""
+def _enrolment(conn: Connection, registration: str):
+    """The campaign enrolment with this registration, as progress knows it: its learner
+    and the course delivering its programme (None if none does); None if no enrolment."""
     le, programmes = service_tables.learner_enrolments, service_tables.programmes
-    return conn.scalar(sa.select(programmes.c.cmi5_course).select_from(
-        le.join(programmes, programmes.c.id == le.c.programme_id)).where(le.c.registration == registration))
+    return conn.execute(sa.select(le.c.learner_key, programmes.c.cmi5_course).select_from(
+        le.outerjoin(programmes, programmes.c.id == le.c.programme_id))
+        .where(le.c.registration == registration)).first()
 
 
 def _registration(conn: Connection, registration: str, lock: bool = False):

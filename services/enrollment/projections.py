@@ -15,16 +15,24 @@ from shared.consumer import Projection
 from shared.events import EventType
 
 
+def _course_row(statement: dict) -> dict:
+    course = catalog.course(statement["object"])
+    return {"id": course.id, "course_iri": course.course_iri, "title": course.title,
+            "required_modules": list(course.required_modules), "imported_at": xapi.moment(statement)}
+
+
 def on_course_imported(conn: Connection, statements: list[dict]) -> None:
-    rows = [{"id": course.id, "course_iri": course.course_iri, "title": course.title,
-             "required_modules": list(course.required_modules), "imported_at": xapi.moment(s)}
-            for s in statements for course in [catalog.course(s["object"])]]
-    db.upsert(conn, t.courses, rows, ["id"])
+    # Never the removal mark: a course's id is never imported again, so a removal already
+    # read stands (a course id is the LMS's, new on every import).
+    db.upsert(conn, t.courses, [_course_row(s) for s in statements], ["id"],
+              update=["course_iri", "title", "required_modules", "imported_at"])
 
 
 def on_course_removed(conn: Connection, statements: list[dict]) -> None:
-    ids = [catalog.course(s["object"]).id for s in statements]
-    conn.execute(t.courses.delete().where(t.courses.c.id.in_(ids)))
+    # The removal tells the whole course, so its tombstone is whole even if its import
+    # has not been read yet (imported_at then says "by then" until it is).
+    rows = [_course_row(s) | {"removed_at": xapi.moment(s)} for s in statements]
+    db.upsert(conn, t.courses, rows, ["id"], update=["removed_at"])
 
 
 HANDLERS = {

@@ -123,7 +123,8 @@ class EnrollmentRepository:
 
     def course_modules(self, course_id: str) -> tuple[str, ...]:
         """The required modules of an imported cmi5 course, as enrollment has learnt it."""
-        modules = self.conn.scalar(sa.select(t.courses.c.required_modules).where(t.courses.c.id == course_id))
+        modules = self.conn.scalar(sa.select(t.courses.c.required_modules).where(
+            t.courses.c.id == course_id, t.courses.c.removed_at.is_(None)))
         if modules is None:
             raise NotFound(COURSE_UNKNOWN.format(course_id), "cmi5_course")
         return tuple(modules)

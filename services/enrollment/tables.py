@@ -35,6 +35,9 @@ courses = sa.Table(
     sa.Column("title", sa.Text(), nullable=False),
     sa.Column("required_modules", sa.JSON, nullable=False),
     sa.Column("imported_at", TS, nullable=False),
+    # Kept as a tombstone once removed: an import read after its removal (an older record
+    # on another partition, or a rebuild) must not bring the course back.
+    sa.Column("removed_at", TS, nullable=True),
 )
 READ_MODELS = [courses]
 

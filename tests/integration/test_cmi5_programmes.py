@@ -30,7 +30,8 @@ def _programme_count(enrollment) -> int:
 
 def _known(engine, course_id: str) -> bool:
     with engine.connect() as conn:
-        return conn.scalar(sa.select(sa.func.count()).where(t.courses.c.id == course_id)) == 1
+        return conn.scalar(sa.select(sa.func.count()).where(
+            t.courses.c.id == course_id, t.courses.c.removed_at.is_(None))) == 1
 
 
 @pytest.fixture
@@ -148,3 +149,33 @@ def test_a_course_attaches_to_a_programme_until_learners_enrol_and_bad_requests_
     assert len({r.partition for r in told}) == 1
     assert enrollment.get(f"/programmes/{programme['id']}", headers=AUTH).json["required_modules"] == \
         course["required_modules"]
+
+
+def test_a_removal_read_before_its_import_keeps_the_course_removed(deployment):
+    """Records of the content topic from before it was keyed by course may be read in
+    either order (another partition, or a rebuild): the removal stands."""
+    from services.enrollment.repository import EnrollmentRepository
+    from services.enrollment.service import SERVICE as ENROLLMENT
+    from services.progress.cmi5 import statements as st
+    from shared import db
+    from shared.consumer import ProjectionRunner
+    from shared.errors import NotFound
+    from tests.support import statements as s
+
+    settings = deployment.settings("enrollment")
+    engine = db.create_engine(settings.database_url)
+    try:
+        runner = ProjectionRunner(settings, engine, ENROLLMENT.projection(settings), ENROLLMENT.offsets,
+                                  ENROLLMENT.processed)
+        course = st.course_activity("https://learnstream.test/courses/c1", "c1", "https://example.org/course",
+                                    {"en": "Course"}, ["https://example.org/au/0"])
+        at = xapi.utc_now()
+        imported, removed = st.course_imported("c1", course, "ops", at), st.course_removed("c1", course, "ops", at)
+        runner.process(s.as_records([(removed.type, removed.statement), (imported.type, imported.statement)]))
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(t.courses)).one()
+            assert row.removed_at is not None and row.required_modules == ["https://example.org/au/0"]
+            with pytest.raises(NotFound):
+                EnrollmentRepository(conn).course_modules("c1")
+    finally:
+        engine.dispose()

@@ -130,6 +130,11 @@ def test_a_refused_statement_is_quarantined_and_a_replay_after_the_fix_delivers_
     assert target.secret not in caplog.text  # nor anywhere in the logs
 
 
+def _count(engine, table: sa.Table) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(sa.select(sa.func.count()).select_from(table))
+
+
 def _order_per_learner(ids: list[str], by_id: dict[str, dict]) -> dict[str, list[str]]:
     per = defaultdict(list)
     for sid in ids:
@@ -160,6 +165,10 @@ def test_a_target_down_for_30_s_gets_every_matching_statement_once_in_order_whil
         deployment.start_worker("enrollment")
         deployment.start_worker("progress")
         deployment.start_worker("forwarding", consumer_retry_max_seconds=4)
+        # The learners are enrolled before they learn: the forwarder judges an agency from
+        # the enrolments on the bus, and one still in enrollment's outbox is not there yet.
+        engine = api.application.config["LEARNSTREAM_ENGINE"]
+        eventually(lambda: _count(engine, ft.enrolments) == 20, message="the enrolments forwarding knows")
         sent = []
         for module in range(1, 5):  # each learner's modules in order, one POST per module
             batch = [completed(n, module) for n in range(20)] + [completed(n, module, verb="experienced")

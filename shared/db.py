@@ -322,11 +322,18 @@ def insert_many_fast(conn, table: sa.Table, columns: list[str], rows: list[tuple
     the driver's: `to_driver` converts through the column's own type."""
     if not rows:
         return
+    head, one = _raw_insert(conn, table, columns)
+    conn.exec_driver_sql(head + one, rows)
+
+
+def _raw_insert(conn, table: sa.Table, columns: list[str]) -> tuple[str, str]:
+    """`INSERT INTO table (columns) VALUES ` and one row's placeholders, in the driver's
+    paramstyle: the fast inserts' SQL."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
-    sql = f"INSERT INTO {conn.dialect.identifier_preparer.format_table(table)} ({names}) " \
-          f"VALUES ({', '.join([mark] * len(columns))})"
-    conn.exec_driver_sql(sql, rows)
+    quote = conn.dialect.identifier_preparer.quote
+    head = f"INSERT INTO {conn.dialect.identifier_preparer.format_table(table)} " \
+           f"({', '.join(quote(c) for c in columns)}) VALUES "
+    return head, f"({', '.join([mark] * len(columns))})"
 
 
 def to_driver(conn, column: sa.Column):
@@ -378,12 +385,9 @@ def insert_new_fast(conn, table: sa.Table, columns: list[str], rows: list[tuple]
     `key` must be unique in `table` and its values unique among `rows`."""
     if not rows:
         return []
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    quote = conn.dialect.identifier_preparer.quote
-    head = f"INSERT INTO {conn.dialect.identifier_preparer.format_table(table)} " \
-           f"({', '.join(quote(c) for c in columns)}) VALUES "
-    tail = f" ON CONFLICT ({quote(key)}) DO NOTHING RETURNING {quote(key)}"
-    one = f"({', '.join([mark] * len(columns))})"
+    head, one = _raw_insert(conn, table, columns)
+    quoted = conn.dialect.identifier_preparer.quote(key)
+    tail = f" ON CONFLICT ({quoted}) DO NOTHING RETURNING {quoted}"
     inserted: list = []
     for start in range(0, len(rows), FAST_ROWS):
         part = rows[start:start + FAST_ROWS]

@@ -262,8 +262,7 @@ class Cmi5Lms:
         return len(rows)
 
     def course_in(self, conn: Connection, course_pk: str) -> structure.Course:
-        row = conn.execute(sa.select(t.courses.c.structure).where(t.courses.c.id == course_pk)).first()
-        return structure.from_dict(orjson.loads(row.structure))
+        return _stored_course(conn, course_pk)
 
     # --- waive --------------------------------------------------------------------------
 
@@ -474,10 +473,10 @@ def au_states(conn: Connection, course_pk: str, registrations: list[str]) -> dic
     """Each AU's state (moveon.au_state) for a page of learners, in two queries:
     {"course": {"id", "aus": [{"id", "title"}]}, "states": {registration: [state per AU]}}.
     None if the course is no longer imported."""
-    row = conn.execute(sa.select(t.courses.c.structure).where(t.courses.c.id == course_pk)).first()
-    if row is None:
+    course = _stored_course(conn, course_pk)
+    if course is None:
         return None
-    aus = structure.from_dict(orjson.loads(row.structure)).aus
+    aus = course.aus
     records = {reg.registration: _records(reg) for reg in conn.execute(
         sa.select(t.registrations).where(t.registrations.c.registration.in_(registrations),
                                          t.registrations.c.course == course_pk))}
@@ -515,6 +514,11 @@ def _find_au(course: structure.Course, au_ref: int | str) -> tuple[int, structur
 
 def _state_scope(activity_id: str, actor: dict, registration: str) -> documents.Scope:
     return documents.Scope("state", activity_id, agent_key(actor), registration)
+
+
+def _stored_course(conn: Connection, course_pk: str) -> structure.Course | None:
+    row = conn.execute(sa.select(t.courses.c.structure).where(t.courses.c.id == course_pk)).first()
+    return None if row is None else structure.from_dict(orjson.loads(row.structure))
 
 
 def _check_actor(actor: dict) -> None:

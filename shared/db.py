@@ -30,6 +30,9 @@ UNBOUNDED = DatabaseTimeouts(statement_seconds=0)
 READ_ONLY = "learnstream_read_only"
 
 
+_SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"  # sqlalchemy.dialects.sqlite.DATETIME's storage format
+
+
 class UtcDateTime(sa.TypeDecorator):
     """A timestamp that is always timezone-aware UTC when read back.
 
@@ -48,6 +51,23 @@ class UtcDateTime(sa.TypeDecorator):
         if value.tzinfo is not UTC:  # most are UTC already (xapi.parse_timestamp, utc_now)
             value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect):
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # process_bind_param and SQLite's DATETIME text in one call, giving the same text
+        # SQLAlchemy's sqlite.DATETIME writes: every fact and claim row has a timestamp.
+        def process(value):
+            if value is None:
+                return None
+            if value.tzinfo is not UTC:
+                if value.tzinfo is None:
+                    raise ValueError("naive datetime: pass a timezone-aware value")
+                value = value.astimezone(UTC)
+            return _SQLITE_DATETIME % (value.year, value.month, value.day, value.hour, value.minute,
+                                       value.second, value.microsecond)
+        return process
 
     def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:

@@ -137,25 +137,28 @@ def statement_headers(source: str, event_type: str, statement: dict) -> list[tup
                    statement.get("stored") or xapi.format_timestamp(xapi.utc_now()))
 
 
-_ROUTING = frozenset((CE_SOURCE, CE_TYPE, HEADER_SOURCE, HEADER_EVENT_TYPE))
-
-
 def routing(record_headers) -> tuple[str | None, str | None]:
     """(source service, event type) of a record of either generation of headers: the
     CloudEvents ones first, else the first generation's `source` and `event-type`.
     A `ce_type` outside learnstream's prefix is returned whole: no handler knows it."""
-    raw: dict = {}
-    for key, value in record_headers or ():  # one pass: every record of every topic comes here
-        if key in _ROUTING and key not in raw:
-            raw[key] = value
-    source, event_type = _text(CE_SOURCE, raw.get(CE_SOURCE)), _text(CE_TYPE, raw.get(CE_TYPE))
-    if source is None and event_type is None:
-        return _text(HEADER_SOURCE, raw.get(HEADER_SOURCE)), _text(HEADER_EVENT_TYPE, raw.get(HEADER_EVENT_TYPE))
-    if source is not None and source.startswith(SOURCE_PREFIX):
-        source = source[len(SOURCE_PREFIX):]
-    if event_type is not None and event_type.startswith(TYPE_PREFIX):
-        event_type = event_type[len(TYPE_PREFIX):]
-    return source, event_type
+    if not record_headers:
+        return _routing(None, None, None, None)
+    # Every record of every topic comes here. reversed: the first of a repeated header
+    # wins; and a record's few distinct header values are decoded once (_routing's cache).
+    raw = dict(reversed(record_headers))
+    return _routing(raw.get(CE_SOURCE), raw.get(CE_TYPE), raw.get(HEADER_SOURCE), raw.get(HEADER_EVENT_TYPE))
+
+
+@functools.lru_cache(maxsize=4096)
+def _routing(ce_source, ce_type, source, event_type) -> tuple[str | None, str | None]:
+    source_text, type_text = _text(CE_SOURCE, ce_source), _text(CE_TYPE, ce_type)
+    if source_text is None and type_text is None:
+        return _text(HEADER_SOURCE, source), _text(HEADER_EVENT_TYPE, event_type)
+    if source_text is not None and source_text.startswith(SOURCE_PREFIX):
+        source_text = source_text[len(SOURCE_PREFIX):]
+    if type_text is not None and type_text.startswith(TYPE_PREFIX):
+        type_text = type_text[len(TYPE_PREFIX):]
+    return source_text, type_text
 
 
 def header(record_headers, name: str) -> str | None:

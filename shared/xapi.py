@@ -273,6 +273,9 @@ def statement_id(payload: bytes) -> str:
     return str(orjson.loads(payload)["id"])
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def decode(raw: bytes | str) -> dict:
     """Parse one statement from the bus. Cheap structural checks only: the producer
     validated it; this guards consumers against records they cannot use."""
@@ -289,10 +292,11 @@ def decode(raw: bytes | str) -> dict:
     for required in ("id", "actor", "verb", "object"):
         if required not in stmt:
             raise InvalidStatement(f"statement has no {required!r}")
-    try:
-        uuid.UUID(str(stmt["id"]))
-    except ValueError:
-        raise InvalidStatement("statement id is not a UUID") from None
+    if not (isinstance(stmt["id"], str) and _CANONICAL_UUID.fullmatch(stmt["id"])):
+        try:  # the forms other than the canonical one that every producer writes
+            uuid.UUID(str(stmt["id"]))
+        except ValueError:
+            raise InvalidStatement("statement id is not a UUID") from None
     if not isinstance(stmt["verb"], dict) or not stmt["verb"].get("id"):
         raise InvalidStatement("statement verb has no id")
     inverse_functional_identifier(stmt["actor"])

@@ -33,6 +33,14 @@ READ_ONLY = "learnstream_read_only"
 _SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"  # sqlalchemy.dialects.sqlite.DATETIME's storage format
 
 
+def _as_utc(value):
+    if value.tzinfo is UTC:  # most are already (xapi.parse_timestamp, utc_now)
+        return value
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: pass a timezone-aware value")
+    return value.astimezone(UTC)
+
+
 class UtcDateTime(sa.TypeDecorator):
     """A timestamp that is always timezone-aware UTC when read back.
 
@@ -46,10 +54,7 @@ class UtcDateTime(sa.TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: pass a timezone-aware value")
-        if value.tzinfo is not UTC:  # most are UTC already (xapi.parse_timestamp, utc_now)
-            value = value.astimezone(UTC)
+        value = _as_utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def bind_processor(self, dialect):
@@ -61,10 +66,7 @@ class UtcDateTime(sa.TypeDecorator):
         def process(value):
             if value is None:
                 return None
-            if value.tzinfo is not UTC:
-                if value.tzinfo is None:
-                    raise ValueError("naive datetime: pass a timezone-aware value")
-                value = value.astimezone(UTC)
+            value = _as_utc(value)
             return _SQLITE_DATETIME % (value.year, value.month, value.day, value.hour, value.minute,
                                        value.second, value.microsecond)
         return process

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import tempfile
 import time
 import zlib
@@ -48,7 +49,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--learners", type=int, default=4500)
     parser.add_argument("--waves", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--batch", type=int, help="records per batch (default: CONSUMER_MAX_RECORDS, or "
+                        "CONSUMER_REBUILD_RECORDS with --rebuild)")
     parser.add_argument("--rebuild", action="store_true",
                         help="project live untimed, clear the read models, then time a replay and after_replay")
     parser.add_argument("--profile", help="write cProfile stats here")
@@ -63,23 +65,26 @@ def main() -> None:
     runner = ProjectionRunner(settings, engine, SERVICE.projection(settings), SERVICE.offsets, SERVICE.processed,
                               publisher_factory=lambda: None)
     target = engine
+    live_batch = args.batch or settings.consumer_max_records
+    batch = args.batch or (settings.consumer_rebuild_records if args.rebuild else live_batch)
     if args.rebuild:
         # As `learnstream rebuild` finds it: the log projected live once (the LRS keeps its
         # statements), then the read models, claims and offsets cleared.
-        for start in range(0, len(all_records), args.batch):
-            runner.process(all_records[start:start + args.batch])
+        for start in range(0, len(all_records), live_batch):
+            runner.process(all_records[start:start + live_batch])
         with engine.begin() as conn:
             for table in reversed(runner.projection.tables):
                 conn.execute(table.delete())
             conn.execute(runner.processed.delete())
             conn.execute(runner.offsets.delete())
         target = replay_engine(engine)
+        gc.freeze()  # as ProjectionRunner.rebuild does
     profile = cProfile.Profile() if args.profile else None
     cpu, began = time.process_time(), time.perf_counter()
     if profile:
         profile.enable()
-    for start in range(0, len(all_records), args.batch):
-        runner.process(all_records[start:start + args.batch], engine=target)
+    for start in range(0, len(all_records), batch):
+        runner.process(all_records[start:start + batch], engine=target)
     if args.rebuild and runner.projection.after_replay:
         with target.begin() as conn:
             runner.projection.after_replay(conn)

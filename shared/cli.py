@@ -14,7 +14,7 @@ import click
 
 from shared import bus, db
 from shared.config import SERVICES, Settings
-from shared.consumer import ProjectionRunner
+from shared.consumer import ProjectionRunner, RebuildFailed
 from shared.logs import configure_logging
 from shared.service import available, load
 from shared.worker import PARTS
@@ -142,7 +142,10 @@ def worker(service, only):
                    "Stop the service's worker first; it resumes where the rebuild ends.")
 @click.argument("service", type=service_names)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-def rebuild(service, progress):
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes replaying side by side, each a share of the partitions. More than one pays on "
+                   "PostgreSQL; SQLite lets one writer in at a time.")
+def rebuild(service, progress, jobs):
     settings = Settings.from_env(service)
     configure_logging(service, "WARNING")
     spec = load(service)
@@ -153,7 +156,10 @@ def rebuild(service, progress):
                               timeouts=dataclasses.replace(settings.database_timeouts, statement_seconds=0))
     try:
         runner = ProjectionRunner(settings, engine, spec.projection(settings), spec.offsets, spec.processed)
-        count = runner.rebuild(progress=progress)
+        try:
+            count = runner.rebuild(progress=progress, jobs=jobs)
+        except RebuildFailed as exc:
+            raise click.ClickException(str(exc)) from None
     finally:
         engine.dispose()
     click.echo(f"{service}: rebuilt from {count} records ({runner.last_rebuild_rate:,.0f} records/s)")

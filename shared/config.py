@@ -113,6 +113,8 @@ class Settings:
     relay_batch_size: int = 1000
     relay_idle_seconds: float = 0.05
     consumer_max_records: int = 1000
+    # A rebuild's batches: larger, since no one waits for their freshness (one commit each).
+    consumer_rebuild_records: int = 5000
     # More dead letters than this in a row stop the projection: a bug that breaks every
     # record must not drain a topic into the dead-letter topic.
     consumer_dead_letter_limit: int = 100
@@ -163,6 +165,7 @@ class Settings:
             relay_batch_size=int(env.get("RELAY_BATCH_SIZE", "1000")),
             relay_idle_seconds=float(env.get("RELAY_IDLE_SECONDS", "0.05")),
             consumer_max_records=int(env.get("CONSUMER_MAX_RECORDS", "1000")),
+            consumer_rebuild_records=int(env.get("CONSUMER_REBUILD_RECORDS", "5000")),
             consumer_dead_letter_limit=int(env.get("CONSUMER_DEAD_LETTER_LIMIT", "100")),
             consumer_retry_max_seconds=float(env.get("CONSUMER_RETRY_MAX_SECONDS", "30")),
             timer_interval_seconds=float(env.get("TIMER_INTERVAL_SECONDS", "10")),

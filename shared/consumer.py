@@ -16,8 +16,11 @@ backoff, the process stays up, and the metrics and logs say why.
 """
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
+import multiprocessing
+import multiprocessing.connection
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -358,46 +361,167 @@ class ProjectionRunner:
 
     # --- rebuild -------------------------------------------------------------------------
 
-    def rebuild(self, progress: bool = True) -> int:
+    def rebuild(self, progress: bool = True, jobs: int = 1) -> int:
         """Drop the read models and replay every topic from offset zero.
 
         Run it with the service's worker stopped; the worker resumes from where the
         rebuild ended. Handlers see `replaying(conn)`: what they would publish, the live
-        run published already. Returns the number of records read."""
+        run published already. Returns the number of records read.
+
+        With `jobs` > 1 the partitions are shared among that many processes by partition
+        number: partition p of every topic goes to one process, as the range assignor
+        gives it to one worker (shared.bus.consumer), so each learner's facts are applied
+        by one process, in the order of the log. `after_replay` runs once, after all."""
         with self.engine.begin() as conn:
             for table in reversed(self.projection.tables):
                 conn.execute(table.delete())
             conn.execute(self.processed.delete())
             conn.execute(self.offsets.delete())
-        replaying_engine = replay_engine(self.engine)
         consumer = self._consumer_factory(group_id=None)
-        started = time.monotonic()
         try:
             tps = [tp for topic in self.projection.topics for tp in bus.partitions(consumer, topic)]
             marks = bus.end_offsets(consumer, tps)
-            # Records written after the rebuild began are left for the worker.
-            end = {key: high for key, (_, high) in marks.items()}
-            wanted = [TopicPartition(t, p, low) for (t, p), (low, high) in marks.items() if high > low]
-            total = sum(high - low for low, high in marks.values())
-            read = 0
-            consumer.assign(wanted)
-            remaining = {(tp.topic, tp.partition) for tp in wanted}
+        finally:
+            consumer.close()
+        # Records written after the rebuild began are left for the worker.
+        end = {key: high for key, (_, high) in marks.items()}
+        shares = rebuild_shares(marks, jobs)
+        total = sum(high - low for low, high in marks.values())
+        replaying_engine = replay_engine(self.engine)
+        # What is loaded now lives as long as the rebuild: spare the collector rescanning
+        # it while every batch allocates tens of thousands of short-lived dicts (measured:
+        # about 7% of a rebuild's CPU; docs/performance.md).
+        gc.freeze()
+        started = time.monotonic()
+        try:
             with tqdm(total=total, unit="stmt", unit_scale=True, desc=f"rebuild {self.settings.service}",
                       disable=not progress) as bar:
-                while remaining:
-                    records = [Record.of(m) for m in consumer.consume(self.settings.consumer_max_records, timeout=0.5)
-                               if m.error() is None and m.offset() < end[(m.topic(), m.partition())]]
-                    if records:
-                        self.process(records, engine=replaying_engine)
-                        read += len(records)
-                        bar.update(len(records))
-                    remaining = {(tp.topic, tp.partition) for tp in consumer.position(
-                        [TopicPartition(t, p) for t, p in remaining]) if tp.offset < end[(tp.topic, tp.partition)]}
+                if len(shares) > 1:
+                    read = self._replay_in_processes(shares, end, bar)
+                else:
+                    read = self._replay(shares[0] if shares else [], end, replaying_engine, bar.update)
             if self.projection.after_replay is not None:
                 with replaying_engine.begin() as conn:
                     self.projection.after_replay(conn)
             self.last_rebuild_rate = read / max(time.monotonic() - started, 1e-9)
             return read
         finally:
+            gc.unfreeze()
+            self.close()
+
+    def _replay(self, share: list[TopicPartition], end: Offsets, engine: Engine,
+                advance: Callable[[int], object]) -> int:
+        """Apply these partitions from their low watermark to `end`; return the records read."""
+        consumer = self._consumer_factory(group_id=None)
+        read = 0
+        try:
+            consumer.assign(share)
+            remaining = {(tp.topic, tp.partition) for tp in share}
+            while remaining:
+                # Larger batches than live: no one waits for a batch's freshness, and each
+                # transaction costs a commit and the handlers' per-call work.
+                records = [Record.of(m) for m in consumer.consume(self.settings.consumer_rebuild_records, timeout=0.5)
+                           if m.error() is None and m.offset() < end[(m.topic(), m.partition())]]
+                if records:
+                    self._process_replaying(records, engine)
+                    read += len(records)
+                    advance(len(records))
+                remaining = {(tp.topic, tp.partition) for tp in consumer.position(
+                    [TopicPartition(t, p) for t, p in remaining]) if tp.offset < end[(tp.topic, tp.partition)]}
+            return read
+        finally:
             consumer.close()
             self.close()
+
+    def _process_replaying(self, records: list[Record], engine: Engine) -> Batch:
+        """`process`, retrying a passing error a few times (the batch is in memory, so
+        nothing to seek): processes rebuilding side by side may deadlock on PostgreSQL
+        over a shared row, such as a cohort two of them upsert. A rebuild is watched by
+        an operator, so it fails rather than retries for ever."""
+        backoff = _Backoff(self.settings.consumer_retry_max_seconds)
+        for attempt in itertools.count(1):
+            try:
+                return self.process(records, engine=engine)
+            except ProjectionStopped:
+                raise
+            except Exception as exc:
+                if attempt >= REBUILD_ATTEMPTS:
+                    raise
+                log.warning("rebuild batch failed; rolled back, will retry",
+                            extra={"error": repr(exc), "attempt": attempt, "retry_in_s": backoff.next})
+                backoff.wait(threading.Event())
+        raise AssertionError("unreachable")
+
+    def _replay_in_processes(self, shares: list[list[TopicPartition]], end: Offsets, bar: tqdm) -> int:
+        """One forked process per share; the bar follows their counts. Forked, not spawned:
+        the projection's handlers need not be importable by name, and nothing holding a
+        thread of its own (a Kafka client) is alive here when the processes start."""
+        context = multiprocessing.get_context("fork")
+        counts = [context.RawValue("q", 0) for _ in shares]
+        failures = context.SimpleQueue()
+        self.close()
+        self.engine.dispose()  # each process opens its own connections
+        processes = [context.Process(target=self._replay_share, args=(share, end, count, failures),
+                                     name=f"rebuild-{self.settings.service}-{n}", daemon=True)
+                     for n, (share, count) in enumerate(zip(shares, counts, strict=True))]
+        for process in processes:
+            process.start()
+        try:
+            while alive := [process.sentinel for process in processes if process.is_alive()]:
+                multiprocessing.connection.wait(alive, timeout=0.2)
+                bar.update(sum(count.value for count in counts) - bar.n)
+        finally:
+            for process in processes:
+                if process.is_alive():  # the parent was interrupted: take the others down too
+                    process.terminate()
+                process.join()
+        bar.update(sum(count.value for count in counts) - bar.n)
+        reasons = []
+        while not failures.empty():
+            reasons.append(failures.get())
+        failed = [p for p in processes if p.exitcode != 0]
+        if failed or reasons:
+            raise RebuildFailed(
+                f"{len(failed)} of {len(processes)} rebuild processes failed: "
+                + ("; ".join(reasons) or ", ".join(f"{p.name} exit code {p.exitcode}" for p in failed))
+                + ". The read models are incomplete: fix the cause and rebuild again.")
+        return sum(count.value for count in counts)
+
+    def _replay_share(self, share: list[TopicPartition], end: Offsets, count, failures) -> None:
+        """A rebuild process's work (see _replay_in_processes)."""
+        self.engine.dispose(close=False)  # never the parent's connections
+        gc.freeze()
+
+        def advance(n: int) -> None:
+            count.value += n
+        try:
+            self._replay(share, end, replay_engine(self.engine), advance)
+        except BaseException as exc:
+            failures.put(f"{type(exc).__name__}: {exc}")
+            raise SystemExit(1) from None
+        finally:
+            self.engine.dispose()
+
+
+REBUILD_ATTEMPTS = 5
+
+
+class RebuildFailed(Exception):
+    """A process of a rebuild with several jobs failed; the message names its error."""
+
+
+def rebuild_shares(marks: Mapping[tuple[str, int], tuple[int, int]], jobs: int) -> list[list[TopicPartition]]:
+    """The partitions with records, from their low watermark, in at most `jobs` shares of
+    about equal size: whole partition numbers (partition p of every topic together),
+    largest first to the least loaded share."""
+    sizes: dict[int, int] = {}
+    for (_, partition), (low, high) in marks.items():
+        if high > low:
+            sizes[partition] = sizes.get(partition, 0) + high - low
+    shares: list[list] = [[0, []] for _ in range(max(1, min(jobs, len(sizes))))]  # [records, partitions]
+    for partition in sorted(sizes, key=lambda p: (-sizes[p], p)):
+        share = min(shares, key=lambda share: share[0])
+        share[0] += sizes[partition]
+        share[1].append(partition)
+    return [[TopicPartition(topic, partition, low) for (topic, partition), (low, high) in sorted(marks.items())
+             if partition in numbers and high > low] for _, numbers in shares if numbers]

@@ -414,7 +414,7 @@ def insert_new_fast(conn, table: sa.Table, columns: list[str], rows: list[tuple]
     for start in range(0, len(rows), FAST_ROWS):
         part = rows[start:start + FAST_ROWS]
         sql = head + ", ".join([one] * len(part)) + tail
-        inserted += [row[0] for row in conn.exec_driver_sql(sql, tuple(v for row in part for v in row))]
+        inserted += conn.exec_driver_sql(sql, tuple(v for row in part for v in row)).scalars().all()
     return inserted
 
 

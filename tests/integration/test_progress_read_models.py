@@ -162,8 +162,10 @@ def test_overdue_follows_the_clock_without_new_statements(runner):
     assert [r["name"] for r in overdue] == ["Learner 1"]
 
 
-def test_rebuild_reproduces_the_rows(runner, deployment):
-    """From the real topic: publish a stream, project it live, rebuild, compare."""
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_rebuild_reproduces_the_rows(runner, deployment, jobs):
+    """From the real topic: publish a stream, project it live, rebuild (in one process, or
+    two sharing the partitions), compare."""
     settings_ = deployment.settings("progress")
     from shared import bus
     bus.ensure_topics(settings_, PROGRESS.topics(settings_))
@@ -191,7 +193,9 @@ def test_rebuild_reproduces_the_rows(runner, deployment):
     publisher.publish([(settings_.topic("enrollment"), s.xapi.learner_key(late[1]["actor"]).encode(),
                         s.xapi.encode(late[1]), s.events.statement_headers(contract.TEST_SOURCE, *late))])
     publisher.close()
-    runner.rebuild(progress=False)
+    read = runner.rebuild(progress=False, jobs=jobs)
+    assert read == len(facts) + 1
+    assert sum(runner.stored_offsets().values()) == read  # the worker resumes after the last record
     rebuilt = learner_rows(runner)
     assert [row for row in rebuilt if row["name"] != "Learner 9"] == live and len(rebuilt) == 6
     assert _lrs_ids(runner) == stored | {late[1]["id"]}

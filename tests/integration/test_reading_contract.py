@@ -20,7 +20,7 @@ from services.progress import tables as progress_tables
 from services.progress.service import SERVICE as PROGRESS
 from shared import bus, db, dead_letters, events, xapi
 from shared.config import DatabaseTimeouts
-from shared.consumer import Projection, ProjectionRunner, ProjectionStopped, replay_engine
+from shared.consumer import Projection, ProjectionRunner, ProjectionStopped, RebuildFailed, replay_engine
 from shared.errors import Unprocessable
 from tests.conftest import Deployment
 from tests.support import contract
@@ -220,14 +220,18 @@ def test_a_postgresql_stopped_mid_batch_is_waited_out_and_the_read_model_is_exac
 
 # --- the breaker ---------------------------------------------------------------------------------
 
-def test_a_handler_that_refuses_every_record_stops_the_projection_at_the_limit(deployment):
-    settings = deployment.settings("progress", consumer_dead_letter_limit=5, consumer_max_records=500)
+def _refusing_every_enrolment(settings) -> Projection:
     real = PROGRESS.projection(settings)
 
     def refuses(conn, statements):
         raise Unprocessable("refers to a programme that can never exist")
-    projection = Projection(topics=real.topics, tables=real.tables,
-                            handlers={**real.handlers, events.EventType.LEARNER_ENROLLED: refuses})
+    return Projection(topics=real.topics, tables=real.tables,
+                      handlers={**real.handlers, events.EventType.LEARNER_ENROLLED: refuses})
+
+
+def test_a_handler_that_refuses_every_record_stops_the_projection_at_the_limit(deployment):
+    settings = deployment.settings("progress", consumer_dead_letter_limit=5, consumer_max_records=500)
+    projection = _refusing_every_enrolment(settings)
     _enrolments_on_the_bus(settings, 200)
     time.sleep(1)  # all on the topic before the first fetch: one batch holds more than the limit
     runner = _runner(settings, projection)
@@ -238,6 +242,32 @@ def test_a_handler_that_refuses_every_record_stops_the_projection_at_the_limit(d
     # Nothing drained: no dead letter, and the offsets did not move past the first failing record.
     assert bus.read_topics(settings, [settings.dead_letter_topic]) == []
     assert sum(runner.stored_offsets().values()) == 0
+    runner.engine.dispose()
+
+
+def test_the_rebuild_cli_shares_the_partitions_among_jobs(deployment):
+    settings = deployment.settings("progress")
+    _enrolments_on_the_bus(settings, 30)
+    env = dict(os.environ, **deployment.env)
+    done = subprocess.run([sys.executable, "-m", "shared.cli", "rebuild", "progress", "--jobs", "2", "--no-progress"],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "progress: rebuilt from 30 records" in done.stdout
+    engine = db.create_engine(settings.database_url)
+    try:
+        assert _count(engine, progress_tables.learner_enrolments) == 30
+    finally:
+        engine.dispose()
+
+
+def test_a_rebuild_whose_process_trips_the_breaker_fails_and_names_it(deployment):
+    """With several jobs, a process that fails ends the rebuild with its reason; none hangs."""
+    settings = deployment.settings("progress", consumer_dead_letter_limit=5)
+    _enrolments_on_the_bus(settings, 200)
+    runner = _runner(settings, _refusing_every_enrolment(settings))
+    with pytest.raises(RebuildFailed, match="ProjectionStopped: .*CONSUMER_DEAD_LETTER_LIMIT=5"):
+        runner.rebuild(progress=False, jobs=2)
+    assert bus.read_topics(settings, [settings.dead_letter_topic]) == []
     runner.engine.dispose()
 
 
@@ -358,7 +388,8 @@ def test_a_certification_rebuild_yields_the_same_certificates_and_puts_nothing_o
 
     runner = ProjectionRunner(settings, engine, CERTIFICATION.projection(settings), CERTIFICATION.offsets,
                               CERTIFICATION.processed)
-    assert runner.rebuild(progress=False) > 0
+    # Two processes sharing the partitions (one process: test_certification's rebuild).
+    assert runner.rebuild(progress=False, jobs=2) > 0
     with db.reading(engine) as conn:
         assert conn.execute(sa.select(ct.certificates).order_by(ct.certificates.c.id)).all() == certificates
         assert conn.execute(sa.select(e).order_by(e.c.registration)).all() == view

@@ -143,8 +143,8 @@ def worker(service, only):
 @click.argument("service", type=service_names)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Processes replaying side by side, each a share of the partitions. More than one pays on "
-                   "PostgreSQL; SQLite lets one writer in at a time.")
+              help="Processes replaying side by side, each a share of the partitions. Measure before relying on "
+                   "more than one: see docs/performance.md.")
 def rebuild(service, progress, jobs):
     settings = Settings.from_env(service)
     configure_logging(service, "WARNING")

@@ -439,18 +439,16 @@ class ProjectionRunner:
         over a shared row, such as a cohort two of them upsert. A rebuild is watched by
         an operator, so it fails rather than retries for ever."""
         backoff = _Backoff(self.settings.consumer_retry_max_seconds)
-        for attempt in itertools.count(1):
+        for attempt in range(1, REBUILD_ATTEMPTS):
             try:
                 return self.process(records, engine=engine)
             except ProjectionStopped:
                 raise
             except Exception as exc:
-                if attempt >= REBUILD_ATTEMPTS:
-                    raise
                 log.warning("rebuild batch failed; rolled back, will retry",
-                            extra={"error": repr(exc), "attempt": attempt, "retry_in_s": backoff.next})
+                            extra={"error": _described(exc), "attempt": attempt, "retry_in_s": backoff.next})
                 backoff.wait(threading.Event())
-        raise AssertionError("unreachable")
+        return self.process(records, engine=engine)  # the last try: its error ends the rebuild
 
     def _replay_in_processes(self, shares: list[list[TopicPartition]], end: Offsets, bar: tqdm) -> int:
         """One forked process per share; the bar follows their counts. Forked, not spawned:
@@ -497,13 +495,22 @@ class ProjectionRunner:
         try:
             self._replay(share, end, replay_engine(self.engine), advance)
         except BaseException as exc:
-            failures.put(f"{type(exc).__name__}: {exc}")
+            failures.put(_described(exc))
             raise SystemExit(1) from None
         finally:
             self.engine.dispose()
 
 
 REBUILD_ATTEMPTS = 5
+
+
+def _described(exc: BaseException) -> str:
+    """An error for the log and the operator's terminal: a database error by its class
+    and SQLSTATE only (SQLAlchemy's message carries the statement's parameters, learners'
+    identifiers among them); short, so it fits a pipe's buffer."""
+    if isinstance(exc, sa.exc.SQLAlchemyError):
+        return db.unavailable_reason(exc)
+    return f"{type(exc).__name__}: {exc}"[:2000]
 
 
 class RebuildFailed(Exception):

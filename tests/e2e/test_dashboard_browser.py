@@ -141,7 +141,9 @@ def test_cohort_page_table_sort_filter_overdue_and_live_refresh(served, browser)
     rows = _rows(browser, "#learners tbody tr")
     assert len(rows) == 4
     assert {r["cells"][0] for r in rows if "overdue" in r["cls"]} == {"Learner 1", "Learner 2"}
-    assert browser.find_element(By.CSS_SELECTOR, "#chart path.line.enrolled").get_attribute("d").startswith("M")
+    # The chart is redrawn on every refresh: read its path in one script call, not by a handle.
+    assert browser.execute_script(
+        "return document.querySelector('#chart path.line.enrolled').getAttribute('d')").startswith("M")
     _shot(browser, "cohort")
 
     header = browser.find_element(By.CSS_SELECTOR, '#learners th[data-sort="name"]')
@@ -175,11 +177,13 @@ def test_the_learner_table_shows_each_au_of_a_cmi5_course(served, browser):
     browser.get(f"{base}/dashboard/cohorts/{NORTH}")
     _loaded(browser)
     assert browser.find_element(By.ID, "aus-heading").is_displayed()
-    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#learners tbody tr")
-               if r.find_element(By.TAG_NAME, "td").text.startswith("Learner 9"))
-    squares = row.find_elements(By.CSS_SELECTOR, ".au")
-    assert [q.get_attribute("class") for q in squares] == ["au satisfied", "au not_attempted"]
-    assert squares[0].get_attribute("title") == "AU 0: satisfied"
+    # One script call: the table is re-rendered on each refresh, so handles could go stale.
+    squares = browser.execute_script(
+        "const row = [...document.querySelectorAll('#learners tbody tr')]"
+        "  .find(r => r.querySelector('td').textContent.startsWith('Learner 9'));"
+        "return [...row.querySelectorAll('.au')].map(q => ({cls: q.className, title: q.title}))")
+    assert [q["cls"] for q in squares] == ["au satisfied", "au not_attempted"]
+    assert squares[0]["title"] == "AU 0: satisfied"
     _shot(browser, "cohort-cmi5")
 
 

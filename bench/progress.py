@@ -207,8 +207,11 @@ def rebuild(settings, engine, total: int) -> dict:
 
 
 def _cpu_with_children() -> float:
+    """This process's CPU and its reaped children's (the rebuild's jobs); bench.lrs's
+    cpu_snapshot reads other processes from /proc, which a reaped child has left."""
     times = os.times()
     return times.user + times.system + times.children_user + times.children_system
+
 
 if __name__ == "__main__":
     main()

@@ -312,7 +312,7 @@ class ProjectionRunner:
                     client.assign(self._starting_points(partitions))  # eager (range): the whole assignment
                     return
                 except Exception as exc:  # the database is away: wait, the partitions wait too
-                    log.warning("reading stored offsets failed; will retry", extra={"error": repr(exc)})
+                    log.warning("reading stored offsets failed; will retry", extra={"error": _described(exc)})
                     if stop.is_set():
                         raise
                     backoff.wait(stop)
@@ -329,11 +329,7 @@ class ProjectionRunner:
                     STOPPED.labels(service).set(1)
                     raise
                 except Exception as exc:
-                    RETRIES.labels(service).inc()
-                    RETRYING.labels(service).set(1)
-                    log.warning("batch failed; rolled back, will retry from the stored offsets",
-                                extra={"error": repr(exc), "retry_in_s": backoff.next},
-                                exc_info=not isinstance(exc, sa.exc.SQLAlchemyError))
+                    self._retrying(exc, backoff, "batch failed; rolled back, will retry from the stored offsets")
                     self._rewind(consumer, stop, backoff)
                     continue
                 backoff.reset()
@@ -347,6 +343,14 @@ class ProjectionRunner:
             consumer.close()
             self.close()
 
+    def _retrying(self, exc: Exception, backoff: _Backoff, message: str, **extra) -> None:
+        """What a passing error does, live or in a rebuild: counted, shown on the
+        metrics, logged without the SQL's parameters; the caller then backs off."""
+        RETRIES.labels(self.settings.service).inc()
+        RETRYING.labels(self.settings.service).set(1)
+        log.warning(message, extra={"error": _described(exc), "retry_in_s": backoff.next, **extra},
+                    exc_info=not isinstance(exc, sa.exc.SQLAlchemyError))
+
     def _rewind(self, consumer, stop: threading.Event, backoff: _Backoff) -> None:
         """Back to the stored offsets on every partition held, after a backoff; reading
         them may fail as the batch did, so this waits and tries again until it works."""
@@ -357,7 +361,7 @@ class ProjectionRunner:
                     consumer.seek(tp)
                 return
             except Exception as exc:
-                log.warning("rewinding to the stored offsets failed; will retry", extra={"error": repr(exc)})
+                log.warning("rewinding to the stored offsets failed; will retry", extra={"error": _described(exc)})
 
     # --- rebuild -------------------------------------------------------------------------
 
@@ -431,7 +435,6 @@ class ProjectionRunner:
             return read
         finally:
             consumer.close()
-            self.close()
 
     def _process_replaying(self, records: list[Record], engine: Engine) -> Batch:
         """`process`, retrying a passing error a few times (the batch is in memory, so
@@ -445,8 +448,7 @@ class ProjectionRunner:
             except ProjectionStopped:
                 raise
             except Exception as exc:
-                log.warning("rebuild batch failed; rolled back, will retry",
-                            extra={"error": _described(exc), "attempt": attempt, "retry_in_s": backoff.next})
+                self._retrying(exc, backoff, "rebuild batch failed; rolled back, will retry", attempt=attempt)
                 backoff.wait(threading.Event())
         return self.process(records, engine=engine)  # the last try: its error ends the rebuild
 
@@ -457,7 +459,7 @@ class ProjectionRunner:
         context = multiprocessing.get_context("fork")
         counts = [context.RawValue("q", 0) for _ in shares]
         failures = context.SimpleQueue()
-        self.close()
+        self.close()  # no producer's thread may be copied into the processes
         self.engine.dispose()  # each process opens its own connections
         processes = [context.Process(target=self._replay_share, args=(share, end, count, failures),
                                      name=f"rebuild-{self.settings.service}-{n}", daemon=True)
@@ -487,8 +489,7 @@ class ProjectionRunner:
 
     def _replay_share(self, share: list[TopicPartition], end: Offsets, count, failures) -> None:
         """A rebuild process's work (see _replay_in_processes)."""
-        self.engine.dispose(close=False)  # never the parent's connections
-        gc.freeze()
+        self.engine.dispose(close=False)  # never the parent's connections; the heap came frozen
 
         def advance(n: int) -> None:
             count.value += n
@@ -498,6 +499,7 @@ class ProjectionRunner:
             failures.put(_described(exc))
             raise SystemExit(1) from None
         finally:
+            self.close()  # flush what it dead-lettered
             self.engine.dispose()
 
 

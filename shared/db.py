@@ -90,6 +90,9 @@ def create_engine(url: str, priority: bool = False, timeouts: DatabaseTimeouts =
     `timeouts` bound every wait on the database (connecting, a statement, SQLite's write
     lock): a database that is down or stuck is an error (`unavailable`, a 503) in bounded
     time, never a request that hangs until gunicorn kills its worker."""
+    # An error's text never carries a statement's parameters (learners' identifiers),
+    # whichever log or traceback it reaches.
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         return _sqlite_engine(url, priority, timeouts, **kwargs)
     kwargs.setdefault("pool_pre_ping", True)

@@ -170,3 +170,16 @@ def test_sqlite_write_lock_not_had_within_the_busy_timeout_is_a_503(tmp_path):
     finally:
         holder.close()
         engine.dispose()
+
+
+def test_a_database_error_never_carries_the_statements_parameters(deployment):
+    """Whatever logs or traceback it reaches: a learner's identifier is a parameter."""
+    engine = db.create_engine(deployment.settings("progress").database_url)
+    try:
+        with pytest.raises(sa.exc.DBAPIError) as caught, engine.connect() as conn:
+            conn.execute(sa.text("SELECT * FROM no_such_table WHERE actor = :actor"),
+                         {"actor": "mailto:someone@example.org"})
+        assert "no_such_table" in str(caught.value)  # it still says what failed
+        assert "someone@example.org" not in str(caught.value)
+    finally:
+        engine.dispose()

@@ -203,6 +203,8 @@ def rebuild(settings, engine, total: int) -> dict:
         figures.update({f"{name}_records": read, f"{name}_seconds": round(seconds, 1),
                         f"{name}_statements_per_second": round(read / seconds),
                         f"{name}_cpu_us_per_statement": round(cpu / read * 1e6)})
+        figures.update({f"{name}_{phase}_seconds": round(spent, 1)
+                        for phase, spent in runner.last_rebuild_seconds.items()})
     return figures
 
 

@@ -162,7 +162,9 @@ def rebuild(service, progress, jobs):
             raise click.ClickException(str(exc)) from None
     finally:
         engine.dispose()
-    click.echo(f"{service}: rebuilt from {count} records ({runner.last_rebuild_rate:,.0f} records/s)")
+    phases = ", ".join(f"{name.replace('_', ' ')} {seconds:.1f} s"
+                       for name, seconds in runner.last_rebuild_seconds.items())
+    click.echo(f"{service}: rebuilt from {count} records ({runner.last_rebuild_rate:,.0f} records/s; {phases})")
 
 
 def _runner(service: str):

@@ -174,6 +174,7 @@ class ProjectionRunner:
         self._publisher = None
         self.dead_in_a_row = 0
         self.last_rebuild_rate = 0.0  # records per second
+        self.last_rebuild_seconds: dict[str, float] = {}  # by phase: clear, replay, after_replay
 
     # --- one batch -------------------------------------------------------------------
 
@@ -376,6 +377,7 @@ class ProjectionRunner:
         number: partition p of every topic goes to one process, as the range assignor
         gives it to one worker (shared.bus.consumer), so each learner's facts are applied
         by one process, in the order of the log. `after_replay` runs once, after all."""
+        clearing = time.monotonic()
         with self.engine.begin() as conn:
             for table in reversed(self.projection.tables):
                 conn.execute(table.delete())
@@ -397,6 +399,7 @@ class ProjectionRunner:
         # about 7% of a rebuild's CPU; docs/performance.md).
         gc.freeze()
         started = time.monotonic()
+        phases = self.last_rebuild_seconds = {"clear": started - clearing}
         try:
             with tqdm(total=total, unit="stmt", unit_scale=True, desc=f"rebuild {self.settings.service}",
                       disable=not progress) as bar:
@@ -404,9 +407,11 @@ class ProjectionRunner:
                     read = self._replay_in_processes(shares, end, bar)
                 else:
                     read = self._replay(shares[0] if shares else [], end, replaying_engine, bar.update)
+            phases["replay"] = time.monotonic() - started
             if self.projection.after_replay is not None:
                 with replaying_engine.begin() as conn:
                     self.projection.after_replay(conn)
+            phases["after_replay"] = time.monotonic() - started - phases["replay"]
             self.last_rebuild_rate = read / max(time.monotonic() - started, 1e-9)
             return read
         finally:

@@ -338,6 +338,25 @@ def upsert(conn, table: sa.Table, rows: list[dict], keys: list[str], update: lis
     conn.execute(insert.on_conflict_do_update(index_elements=keys, set_=updates), rows)
 
 
+def upsert_changed(conn, table: sa.Table, rows: list[dict], key: str) -> None:
+    """`upsert` of only the rows that are missing or differ from what is stored, by one
+    key column. Why: on PostgreSQL an ON CONFLICT DO UPDATE locks its row till commit
+    even when it writes the same values (a WHERE on the update does not spare the lock),
+    so workers or rebuild processes that all restate one cohort with every enrolment
+    would queue behind each other's whole transactions. A row read as equal and changed
+    meanwhile by another writer ends as if this write had come first: the same
+    last-writer-wins the plain upsert gives writers that race."""
+    if not rows:
+        return
+    rows = list({row[key]: row for row in rows}.values())
+    columns = list(rows[0])
+    stored = {r[0]: r for r in conn.execute(
+        sa.select(*[table.c[n] for n in columns]).where(table.c[key].in_([row[key] for row in rows])))}
+    changed = [row for row in rows if (old := stored.get(row[key])) is None
+               or any(old[i] != row[n] for i, n in enumerate(columns))]
+    upsert(conn, table, changed, [key])
+
+
 def insert_many_fast(conn, table: sa.Table, columns: list[str], rows: list[tuple]) -> None:
     """A plain multi-row INSERT straight to the driver's executemany.
 

@@ -84,9 +84,10 @@ def _enrolment_row(enrolment: catalog.Enrolment) -> dict:
 def _store_enrolments(conn: Connection, statements: list[dict], moment_column: str) -> list[dict]:
     enrolments = [catalog.enrolment(s) for s in statements]
     rows = [_enrolment_row(e) | {moment_column: e.at} for e in enrolments]
-    db.upsert(conn, t.programmes, catalog.latest_by_id([_programme(e.programme) for e in enrolments]), ["id"])
+    # Restated by every enrolment, almost always as stored: written only if not.
+    db.upsert_changed(conn, t.programmes, catalog.latest_by_id([_programme(e.programme) for e in enrolments]), "id")
     cohorts = [_cohort(e.cohort) for e in enrolments if e.cohort]
-    db.upsert(conn, t.cohorts, catalog.latest_by_id(cohorts), ["id"])
+    db.upsert_changed(conn, t.cohorts, catalog.latest_by_id(cohorts), "id")
     # Set only this statement's moment: an enrolment and its withdrawal may arrive in
     # either order, and neither undoes the other.
     db.upsert(conn, t.learner_enrolments, rows, ["registration"], update=[moment_column])

@@ -54,9 +54,11 @@ def _learner_row(enrolment: catalog.Enrolment, status: str) -> dict:
 
 
 def _store_catalog(conn: Connection, enrolments: list[catalog.Enrolment]) -> None:
-    """An enrolment carries its programme and cohort: either may be seen here first."""
-    db.upsert(conn, t.cohorts, catalog.latest_by_id([_cohort_row(e.cohort) for e in enrolments]), ["id"])
-    db.upsert(conn, t.programmes, catalog.latest_by_id([_programme_row(e.programme) for e in enrolments]), ["id"])
+    """An enrolment carries its programme and cohort: either may be seen here first.
+    Almost always they are stored already, as they are: written only if not."""
+    db.upsert_changed(conn, t.cohorts, catalog.latest_by_id([_cohort_row(e.cohort) for e in enrolments]), "id")
+    db.upsert_changed(conn, t.programmes, catalog.latest_by_id([_programme_row(e.programme) for e in enrolments]),
+                      "id")
 
 
 def on_learner_enrolled(conn: Connection, statements: list[dict]) -> None:

@@ -6,6 +6,7 @@ for the tests that stop it)."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -253,6 +254,7 @@ def test_the_rebuild_cli_shares_the_partitions_among_jobs(deployment):
                           env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert "progress: rebuilt from 30 records" in done.stdout
+    assert re.search(r"; clear [\d.]+ s, replay [\d.]+ s, after replay [\d.]+ s\)", done.stdout)  # the phases
     engine = db.create_engine(settings.database_url)
     try:
         assert _count(engine, progress_tables.learner_enrolments) == 30

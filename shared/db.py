@@ -350,10 +350,9 @@ def upsert_changed(conn, table: sa.Table, rows: list[dict], key: str) -> None:
         return
     rows = list({row[key]: row for row in rows}.values())
     columns = list(rows[0])
-    stored = {r[0]: r for r in conn.execute(
-        sa.select(*[table.c[n] for n in columns]).where(table.c[key].in_([row[key] for row in rows])))}
-    changed = [row for row in rows if (old := stored.get(row[key])) is None
-               or any(old[i] != row[n] for i, n in enumerate(columns))]
+    stored = {r[key]: r for r in conn.execute(
+        sa.select(*[table.c[n] for n in columns]).where(table.c[key].in_([row[key] for row in rows]))).mappings()}
+    changed = [row for row in rows if (old := stored.get(row[key])) is None or any(old[n] != row[n] for n in columns)]
     upsert(conn, table, changed, [key])
 
 

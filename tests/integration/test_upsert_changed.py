@@ -15,7 +15,8 @@ pytestmark = pytest.mark.integration
 
 
 def _cohort(cohort_id: str, name: str = "North") -> dict:
-    return {"id": cohort_id, "programme_id": "p1", "name": name, "agency": "Customs", "province": None,
+    # The key need not come first.
+    return {"programme_id": "p1", "id": cohort_id, "name": name, "agency": "Customs", "province": None,
             "wave": 1, "accounts_issued_at": datetime(2026, 1, 1, 8, tzinfo=UTC),
             "activity_id": f"https://example.org/cohorts/{cohort_id}"}
 

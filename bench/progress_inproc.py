@@ -87,7 +87,7 @@ def main() -> None:
         runner.process(all_records[start:start + batch], engine=target)
     if args.rebuild and runner.projection.after_replay:
         with target.begin() as conn:
-            runner.projection.after_replay(conn)
+            runner.projection.after_replay(conn, 0, 1)
     if profile:
         profile.disable()
         profile.dump_stats(args.profile)

@@ -16,6 +16,7 @@ backoff, the process stays up, and the metrics and logs say why.
 """
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import logging
@@ -85,9 +86,12 @@ class Projection:
     topics: list[str]
     handlers: Mapping[str, Handler]
     tables: list[sa.Table] = field(default_factory=list)
-    # Run once at the end of a rebuild, in a replaying transaction: for a read model its
+    # Run at the end of a rebuild, in a replaying transaction: for a read model its
     # handlers leave to be derived once from everything replayed (see replaying()).
-    after_replay: Callable[[Connection], None] | None = None
+    # Called as after_replay(conn, part, parts): a rebuild with several jobs runs one
+    # part in each process, side by side, so a part must touch only its own rows and
+    # the parts together everything; one job calls it once, with part 0 of 1.
+    after_replay: Callable[[Connection, int, int], None] | None = None
 
 
 def define_consumer_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
@@ -376,7 +380,8 @@ class ProjectionRunner:
         With `jobs` > 1 the partitions are shared among that many processes by partition
         number: partition p of every topic goes to one process, as the range assignor
         gives it to one worker (shared.bus.consumer), so each learner's facts are applied
-        by one process, in the order of the log. `after_replay` runs once, after all."""
+        by one process, in the order of the log. Then `after_replay` runs in as many
+        processes, one part each (see Projection)."""
         clearing = time.monotonic()
         with self.engine.begin() as conn:
             for table in reversed(self.projection.tables):
@@ -404,13 +409,17 @@ class ProjectionRunner:
             with tqdm(total=total, unit="stmt", unit_scale=True, desc=f"rebuild {self.settings.service}",
                       disable=not progress) as bar:
                 if len(shares) > 1:
-                    read = self._replay_in_processes(shares, end, bar)
+                    read = self._in_processes([functools.partial(self._replay, share, end) for share in shares],
+                                              bar.update)
                 else:
                     read = self._replay(shares[0] if shares else [], end, replaying_engine, bar.update)
             phases["replay"] = time.monotonic() - started
             if self.projection.after_replay is not None:
-                with replaying_engine.begin() as conn:
-                    self.projection.after_replay(conn)
+                parts = max(len(shares), 1)
+                if parts > 1:
+                    self._in_processes([functools.partial(self._after_replay, part, parts) for part in range(parts)])
+                else:
+                    self._after_replay(0, 1, replaying_engine)
             phases["after_replay"] = time.monotonic() - started - phases["replay"]
             self.last_rebuild_rate = read / max(time.monotonic() - started, 1e-9)
             return read
@@ -441,6 +450,13 @@ class ProjectionRunner:
         finally:
             consumer.close()
 
+    def _after_replay(self, part: int, parts: int, engine: Engine,
+                      advance: Callable[[int], object] | None = None) -> int:
+        """One part of `after_replay`, in one transaction (`advance`: nothing to count)."""
+        with engine.begin() as conn:
+            self.projection.after_replay(conn, part, parts)
+        return 0
+
     def _process_replaying(self, records: list[Record], engine: Engine) -> Batch:
         """`process`, retrying a passing error a few times (the batch is in memory, so
         nothing to seek): processes rebuilding side by side may deadlock on PostgreSQL
@@ -457,30 +473,40 @@ class ProjectionRunner:
                 backoff.wait(threading.Event())
         return self.process(records, engine=engine)  # the last try: its error ends the rebuild
 
-    def _replay_in_processes(self, shares: list[list[TopicPartition]], end: Offsets, bar: tqdm) -> int:
-        """One forked process per share; the bar follows their counts. Forked, not spawned:
-        the projection's handlers need not be importable by name, and nothing holding a
-        thread of its own (a Kafka client) is alive here when the processes start."""
+    def _in_processes(self, tasks: list[Callable[[Engine, Callable[[int], object]], int]],
+                      advance: Callable[[int], object] = lambda n: None) -> int:
+        """Run each task in a forked process of its own, with a replaying engine and a
+        counter that `advance` follows (the bar); return the sum of the counts. Forked,
+        not spawned: the projection's handlers need not be importable by name, and
+        nothing holding a thread of its own (a Kafka client) is alive here when the
+        processes start. A failed process fails the whole with RebuildFailed."""
         context = multiprocessing.get_context("fork")
-        counts = [context.RawValue("q", 0) for _ in shares]
+        counts = [context.RawValue("q", 0) for _ in tasks]
         failures = context.SimpleQueue()
         self.close()  # no producer's thread may be copied into the processes
         self.engine.dispose()  # each process opens its own connections
-        processes = [context.Process(target=self._replay_share, args=(share, end, count, failures),
+        processes = [context.Process(target=self._run_task, args=(task, count, failures),
                                      name=f"rebuild-{self.settings.service}-{n}", daemon=True)
-                     for n, (share, count) in enumerate(zip(shares, counts, strict=True))]
+                     for n, (task, count) in enumerate(zip(tasks, counts, strict=True))]
         for process in processes:
             process.start()
+        shown = 0
+
+        def follow() -> None:
+            nonlocal shown
+            done = sum(count.value for count in counts)
+            advance(done - shown)
+            shown = done
         try:
             while alive := [process.sentinel for process in processes if process.is_alive()]:
                 multiprocessing.connection.wait(alive, timeout=0.2)
-                bar.update(sum(count.value for count in counts) - bar.n)
+                follow()
         finally:
             for process in processes:
                 if process.is_alive():  # the parent was interrupted: take the others down too
                     process.terminate()
                 process.join()
-        bar.update(sum(count.value for count in counts) - bar.n)
+        follow()
         reasons = []
         while not failures.empty():
             reasons.append(failures.get())
@@ -490,23 +516,22 @@ class ProjectionRunner:
                 f"{len(failed)} of {len(processes)} rebuild processes failed: "
                 + ("; ".join(reasons) or ", ".join(f"{p.name} exit code {p.exitcode}" for p in failed))
                 + ". The read models are incomplete: fix the cause and rebuild again.")
-        return sum(count.value for count in counts)
+        return shown
 
-    def _replay_share(self, share: list[TopicPartition], end: Offsets, count, failures) -> None:
-        """A rebuild process's work (see _replay_in_processes)."""
+    def _run_task(self, task, count, failures) -> None:
+        """A rebuild process's work (see _in_processes)."""
         self.engine.dispose(close=False)  # never the parent's connections; the heap came frozen
 
         def advance(n: int) -> None:
             count.value += n
         try:
-            self._replay(share, end, replay_engine(self.engine), advance)
+            task(replay_engine(self.engine), advance)
         except BaseException as exc:
             failures.put(_described(exc))
             raise SystemExit(1) from None
         finally:
             self.close()  # flush what it dead-lettered
             self.engine.dispose()
-
 
 REBUILD_ATTEMPTS = 5
 

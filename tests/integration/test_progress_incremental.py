@@ -141,5 +141,12 @@ def test_incremental_rows_equal_a_full_recompute_and_a_rebuild(runner, learners,
     replaying = replay_engine(runner.engine)
     apply(runner, facts, random.Random(seed + 2), engine=replaying)
     with replaying.begin() as conn:
-        runner.projection.after_replay(conn)
+        runner.projection.after_replay(conn, 0, 1)
+    assert snapshot(runner) == live
+
+    reset(runner)  # a rebuild with three jobs: after_replay in three parts, one each
+    apply(runner, facts, random.Random(seed + 3), engine=replaying)
+    for part in range(3):
+        with replaying.begin() as conn:
+            runner.projection.after_replay(conn, part, 3)
     assert snapshot(runner) == live

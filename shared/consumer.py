@@ -459,9 +459,10 @@ class ProjectionRunner:
 
     def _process_replaying(self, records: list[Record], engine: Engine) -> Batch:
         """`process`, retrying a passing error a few times (the batch is in memory, so
-        nothing to seek): processes rebuilding side by side may deadlock on PostgreSQL
-        over a shared row, such as a cohort two of them upsert. A rebuild is watched by
-        an operator, so it fails rather than retries for ever."""
+        nothing to seek): processes rebuilding side by side may still meet on PostgreSQL
+        over a row both insert first (a new cohort; db.upsert_changed spares the rows
+        already stored). A rebuild is watched by an operator, so it fails rather than
+        retries for ever."""
         backoff = _Backoff(self.settings.consumer_retry_max_seconds)
         for attempt in range(1, REBUILD_ATTEMPTS):
             try:
@@ -532,6 +533,7 @@ class ProjectionRunner:
         finally:
             self.close()  # flush what it dead-lettered
             self.engine.dispose()
+
 
 REBUILD_ATTEMPTS = 5
 

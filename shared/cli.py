@@ -12,7 +12,7 @@ import time
 
 import click
 
-from shared import bus, db
+from shared import bus, db, logs
 from shared.config import SERVICES, Settings
 from shared.consumer import ProjectionRunner, RebuildFailed
 from shared.logs import configure_logging
@@ -63,7 +63,7 @@ def _until_reachable(what: str, where: str, attempt, wait_seconds: float):
             if isinstance(exc, KafkaException):
                 reason = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else str(exc)
             elif db.unavailable(exc):
-                reason = db.unavailable_reason(exc)
+                reason = logs.described(exc)
             else:
                 raise
             left = deadline - time.monotonic()

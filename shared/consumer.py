@@ -33,7 +33,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy.engine import Connection, Engine
 from tqdm import tqdm
 
-from shared import bus, db, events, xapi
+from shared import bus, db, events, logs, xapi
 from shared.bus import Record, TopicPartition
 from shared.config import Settings
 from shared.errors import Unprocessable
@@ -317,7 +317,7 @@ class ProjectionRunner:
                     client.assign(self._starting_points(partitions))  # eager (range): the whole assignment
                     return
                 except Exception as exc:  # the database is away: wait, the partitions wait too
-                    log.warning("reading stored offsets failed; will retry", extra={"error": _described(exc)})
+                    log.warning("reading stored offsets failed; will retry", extra={"error": logs.described(exc)})
                     if stop.is_set():
                         raise
                     backoff.wait(stop)
@@ -353,8 +353,8 @@ class ProjectionRunner:
         metrics, logged without the SQL's parameters; the caller then backs off."""
         RETRIES.labels(self.settings.service).inc()
         RETRYING.labels(self.settings.service).set(1)
-        log.warning(message, extra={"error": _described(exc), "retry_in_s": backoff.next, **extra},
-                    exc_info=not isinstance(exc, sa.exc.SQLAlchemyError))
+        log.warning(message, extra={"error": logs.described(exc), "retry_in_s": backoff.next, **extra},
+                    exc_info=logs.traceback_is_safe(exc))
 
     def _rewind(self, consumer, stop: threading.Event, backoff: _Backoff) -> None:
         """Back to the stored offsets on every partition held, after a backoff; reading
@@ -366,7 +366,7 @@ class ProjectionRunner:
                     consumer.seek(tp)
                 return
             except Exception as exc:
-                log.warning("rewinding to the stored offsets failed; will retry", extra={"error": _described(exc)})
+                log.warning("rewinding to the stored offsets failed; will retry", extra={"error": logs.described(exc)})
 
     # --- rebuild -------------------------------------------------------------------------
 
@@ -528,7 +528,7 @@ class ProjectionRunner:
         try:
             task(replay_engine(self.engine), advance)
         except BaseException as exc:
-            failures.put(_described(exc))
+            failures.put(logs.described(exc))
             raise SystemExit(1) from None
         finally:
             self.close()  # flush what it dead-lettered
@@ -536,15 +536,6 @@ class ProjectionRunner:
 
 
 REBUILD_ATTEMPTS = 5
-
-
-def _described(exc: BaseException) -> str:
-    """An error for the log and the operator's terminal: a database error by its class
-    and SQLSTATE only (SQLAlchemy's message carries the statement's parameters, learners'
-    identifiers among them); short, so it fits a pipe's buffer."""
-    if isinstance(exc, sa.exc.SQLAlchemyError):
-        return db.unavailable_reason(exc)
-    return f"{type(exc).__name__}: {exc}"[:2000]
 
 
 class RebuildFailed(Exception):

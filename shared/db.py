@@ -137,14 +137,6 @@ def unavailable(exc: BaseException) -> bool:
     return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError))
 
 
-def unavailable_reason(exc: BaseException) -> str:
-    """What went wrong, for logs: the driver's error class and SQLSTATE, never the
-    message (SQLAlchemy's carries the statement's parameters: learners' identifiers)."""
-    orig = getattr(exc, "orig", None) or exc
-    state = getattr(orig, "sqlstate", None)
-    return f"{type(orig).__name__}{f' {state}' if state else ''}"
-
-
 def _sqlite_engine(url: str, priority: bool = False, timeouts: DatabaseTimeouts = DatabaseTimeouts(),
                    **kwargs) -> Engine:
     database = make_url(url).database

@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
 
-from shared import audit, auth, bus, db, i18n
+from shared import audit, auth, bus, db, i18n, logs
 from shared.blueprint import Blueprint  # noqa: F401 (every service's routes import it from here)
 from shared.config import Settings
 from shared.errors import DomainError
@@ -178,7 +178,7 @@ def database_unavailable(exc: BaseException, route: str) -> bool:
     The one test for it, for the app's handler and the LRS's own error handling."""
     if not db.unavailable(exc):
         return False
-    log.warning("database unavailable", extra={"route": route, "reason": db.unavailable_reason(exc)})
+    log.warning("database unavailable", extra={"route": route, "reason": logs.described(exc)})
     return True
 
 
@@ -358,5 +358,5 @@ def _database_ok(engine: Engine) -> bool:
             conn.execute(sa.text("SELECT 1"))
         return True
     except Exception as exc:
-        log.warning("database not reachable", extra={"reason": db.unavailable_reason(exc)})
+        log.warning("database not reachable", extra={"reason": logs.described(exc)})
         return False

@@ -21,9 +21,8 @@ import sqlalchemy as sa
 from confluent_kafka import KafkaException
 from prometheus_client import Counter
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from shared import bus, db, events, xapi
+from shared import bus, db, events, logs, xapi
 from shared.config import Settings
 from shared.lease import RelayLease
 
@@ -124,8 +123,8 @@ class Relay:
                     break
                 except Exception as exc:  # the database is away: the rows stay skipped, try again
                     log.warning("marking published rows failed; will retry",
-                                extra={"error": repr(exc), "retry_in_s": backoff},
-                                exc_info=not isinstance(exc, SQLAlchemyError))
+                                extra={"error": logs.described(exc), "retry_in_s": backoff},
+                                exc_info=logs.traceback_is_safe(exc))
                     time.sleep(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF_S)
             with self._unmarked_lock:
@@ -190,8 +189,10 @@ class Relay:
                     # The broker or the database is away (or the lease's session with it
                     # ended): wait and try again; the outbox keeps every row meanwhile.
                     FAILURES.labels(self.settings.service).inc()
-                    log.warning("publish failed; will retry", extra={"error": repr(exc), "retry_in_s": backoff},
-                                exc_info=not isinstance(exc, (bus.PublishFailed, KafkaException, SQLAlchemyError)))
+                    log.warning("publish failed; will retry",
+                                extra={"error": logs.described(exc), "retry_in_s": backoff},
+                                exc_info=logs.traceback_is_safe(exc)
+                                and not isinstance(exc, (bus.PublishFailed, KafkaException)))
                     if isinstance(exc, (bus.PublishFailed, KafkaException, BufferError)):
                         self._reset_producer()
                         # Only the brokers: with the database away no relay can publish,

@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 
-from shared import bus, db
+from shared import bus, db, logs
 from shared.config import Settings
 from shared.consumer import ProjectionRunner, ProjectionStopped
 from shared.relay import Relay
@@ -28,7 +28,7 @@ def wait_for_topics(settings: Settings, spec: ServiceSpec, stop: threading.Event
             return
         except Exception as exc:  # the broker away or still starting: nothing starts without topics
             log.warning("could not create the topics; waiting for the broker",
-                        extra={"error": repr(exc), "retry_in_s": delay})
+                        extra={"error": logs.described(exc), "retry_in_s": delay})
             stop.wait(delay)
             delay = min(delay * 2, 5)
 
@@ -65,7 +65,8 @@ def _looping(settings: Settings, engine, loop: Loop, stop: threading.Event):
             try:
                 loop.run(settings, engine, stop)
             except Exception as exc:  # whatever it was: the process stays up, the loop comes back
-                log.exception("loop failed; starting it again", extra={"loop": loop.name, "error": repr(exc)})
+                log.warning("loop failed; starting it again", extra={"loop": loop.name, "error": logs.described(exc)},
+                            exc_info=logs.traceback_is_safe(exc))
                 stop.wait(delay)
                 delay = min(delay * 2, settings.consumer_retry_max_seconds)
     return run
@@ -107,7 +108,8 @@ def run_worker(settings: Settings, spec: ServiceSpec, stop: threading.Event | No
                         log.error("projection stopped", extra={"reason": str(exc)})
                         return
                     except Exception as exc:  # a fresh consumer, after a pause, whatever it was
-                        log.exception("consumer failed; starting a new one", extra={"error": repr(exc)})
+                        log.warning("consumer failed; starting a new one", extra={"error": logs.described(exc)},
+                                    exc_info=logs.traceback_is_safe(exc))
                         stop.wait(delay)
                         delay = min(delay * 2, settings.consumer_retry_max_seconds)
             threads.append(threading.Thread(target=_after(topics_ready, stop, consume), name="projection"))

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine
 from services.forwarding import projections, repository
 from services.forwarding import tables as t
 from services.forwarding.domain import Backoff, Breaker, Target, Verdict, halves, outgoing, verdict
-from shared import bus, db
+from shared import bus, db, logs
 from shared.bus import Record
 from shared.config import Settings
 from shared.consumer import ProjectionRunner, parse
@@ -149,7 +149,7 @@ class TargetLoop:
                     return
                 except Exception as exc:
                     log.warning("reading a target's offsets failed; will retry",
-                                extra={"target": self.label, "error": repr(exc)})
+                                extra={"target": self.label, "error": logs.described(exc)})
                     if stop.wait(1.0):
                         raise
 
@@ -187,7 +187,8 @@ class TargetLoop:
                     consumer.seek(tp)
                 return
             except Exception as exc:  # the database away too: wait and try again
-                log.warning("rewinding a target failed; will retry", extra={"target": self.label, "error": repr(exc)})
+                log.warning("rewinding a target failed; will retry",
+                            extra={"target": self.label, "error": logs.described(exc)})
                 stop.wait(self.backoff.next_delay())
 
     def _failed(self, error: str) -> None:
@@ -381,8 +382,8 @@ def supervise(settings: Settings, engine: Engine, stop: threading.Event, *, post
                 except TargetStopped:
                     return
                 except Exception as exc:  # a fresh consumer after a pause, whatever it was
-                    log.exception("target loop failed; starting it again", extra={
-                        "target": target.name, "error": repr(exc)})
+                    log.warning("target loop failed; starting it again", extra={
+                        "target": target.name, "error": logs.described(exc)}, exc_info=logs.traceback_is_safe(exc))
                     own_stop.wait(delay)
                     delay = min(delay * 2, settings.consumer_retry_max_seconds)
         thread = threading.Thread(target=run, name=f"forward-{target.name}", daemon=True)
@@ -396,7 +397,7 @@ def supervise(settings: Settings, engine: Engine, stop: threading.Event, *, post
                 with db.reading(engine) as conn:
                     wanted = {target.id: target for target in repository.targets(conn, box) if target.enabled}
             except Exception as exc:
-                log.warning("reading the targets failed; will retry", extra={"error": repr(exc)})
+                log.warning("reading the targets failed; will retry", extra={"error": logs.described(exc)})
                 stop.wait(SUPERVISE_SECONDS)
                 continue
             for target_id, (revision, own_stop, thread) in list(running.items()):

@@ -6,9 +6,11 @@ timeout."""
 from __future__ import annotations
 
 import base64
+import logging
 import shutil
 import sqlite3
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -17,9 +19,10 @@ import pytest
 import sqlalchemy as sa
 
 from services.progress.lrs import auth as lrs_auth
-from shared import db
+from shared import db, worker
 from shared.config import DatabaseTimeouts, Settings
 from shared.http import Blueprint, create_service_app
+from shared.service import Loop
 from tests.conftest import Deployment
 from tests.support.flows import AUTH
 from tests.support.postgres import PrivatePostgres
@@ -182,4 +185,35 @@ def test_a_database_error_never_carries_the_statements_parameters(deployment):
         assert "no_such_table" in str(caught.value)  # it still says what failed
         assert "someone@example.org" not in str(caught.value)
     finally:
+        engine.dispose()
+
+
+def test_a_database_error_reaches_the_logs_by_its_class_only(deployment, caplog):
+    """PostgreSQL's message names the conflicting key's value even with the parameters
+    hidden: the worker's loops log a database error by its class and SQLSTATE only, and
+    without its traceback."""
+    engine = db.create_engine(deployment.settings("progress").database_url)
+    table = f"log_probe_{uuid.uuid4().hex[:8]}"
+    actor = "mailto:someone@example.org"
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE TABLE {table} (actor VARCHAR(200) PRIMARY KEY)"))
+            conn.execute(sa.text(f"INSERT INTO {table} VALUES ('{actor}')"))
+        stop = threading.Event()
+
+        def run(settings, engine, stop_loop):
+            stop.set()  # one failure is enough: the loop is not started again
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"INSERT INTO {table} VALUES ('{actor}')"))
+
+        with caplog.at_level(logging.DEBUG):
+            worker._looping(deployment.settings("progress"), engine, Loop("probe", run), stop)()
+        failed = [r for r in caplog.records if r.getMessage() == "loop failed; starting it again"]
+        postgres = engine.dialect.name == "postgresql"  # the driver's class: psycopg's is finer
+        assert [r.error for r in failed] == ["UniqueViolation 23505" if postgres else "IntegrityError"]
+        assert not failed[0].exc_info
+        assert not [r for r in caplog.records if actor in logging.Formatter().format(r) + str(vars(r))]
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
         engine.dispose()

@@ -14,14 +14,29 @@ from sqlalchemy.exc import SQLAlchemyError
 _REDACTED_KEYS = {"password", "secret", "authorization", "credentials", "email", "mbox"}
 
 
-class _RedactSecrets(logging.Filter):
-    """Last line of defence: a field named like a secret is blanked whatever put it there."""
+class _Redact(logging.Filter):
+    """Last line of defence, whatever put it there: a field named like a secret is
+    blanked, and a traceback that holds a database error anywhere in its chain is
+    replaced by the errors' classes (`described`): its text can name learners."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         for key in list(vars(record)):
             if key.lower() in _REDACTED_KEYS:
                 setattr(record, key, "[redacted]")
+        exc = record.exc_info[1] if isinstance(record.exc_info, tuple) else None
+        if exc is not None and not traceback_is_safe(exc):
+            record.exc_info, record.exc_text = None, None
+            record.error_chain = [described(e) for e in _chain(exc)]
         return True
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The error and those it was raised from or while handling, as a traceback shows them."""
+    found: list[BaseException] = []
+    while exc is not None and exc not in found:
+        found.append(exc)
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return found
 
 
 def described(exc: BaseException) -> str:
@@ -37,21 +52,26 @@ def described(exc: BaseException) -> str:
 
 
 def traceback_is_safe(exc: BaseException) -> bool:
-    """Whether a log may carry the error's traceback: a database error's message (and so
-    its traceback) can name learners, as `described` says."""
-    return not isinstance(exc, SQLAlchemyError)
+    """Whether a log may carry the error's traceback: not if a database error is in its
+    chain, whose message (and so the traceback) can name learners, as `described` says."""
+    return not any(isinstance(e, SQLAlchemyError) for e in _chain(exc))
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
+def handler(service: str, stream=None) -> logging.Handler:
+    """JSON lines on `stream` (stderr), each naming the service, redacted (`_Redact`)."""
+    made = logging.StreamHandler(stream or sys.stderr)
+    made.setFormatter(
         JsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
             static_fields={"service": service},
         )
     )
-    handler.addFilter(_RedactSecrets())
+    made.addFilter(_Redact())
+    return made
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler(service)]
     root.setLevel(level)

@@ -15,6 +15,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
@@ -110,7 +111,16 @@ def create_engine(url: str, priority: bool = False, timeouts: DatabaseTimeouts =
         # Waiting for a pooled connection is bounded the same way (sa.exc.TimeoutError).
         kwargs.setdefault("pool_timeout", timeouts.statement_seconds)
     kwargs["connect_args"] = {**connect_args, **kwargs.get("connect_args", {})}
-    return sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    sa.event.listen(engine, "connect", _lists_in_binary)
+    return engine
+
+
+def _lists_in_binary(dbapi_connection, _record) -> None:
+    """A list parameter (`among`'s array) goes to PostgreSQL in binary: psycopg's text
+    dumper for lists is Python, about five times slower, and it is the rebuild's hot path."""
+    from psycopg.types.array import ListBinaryDumper
+    dbapi_connection.adapters.register_dumper(list, ListBinaryDumper)
 
 
 # SQLite's errors that say "not now" (the write lock not had within the busy timeout, the
@@ -307,8 +317,13 @@ def insert_ignoring_duplicates(conn, table: sa.Table, rows: list[dict], keys: li
 
     It says nothing about which rows went in: psycopg reports a rowcount of -1 for these
     inserts. Ask insert_if_absent or insert_returning_new_ids when that matters."""
-    if rows:
-        conn.execute(_insert_for(conn)(table).on_conflict_do_nothing(index_elements=keys), rows)
+    if not rows:
+        return
+    if _unnest_takes(conn, table, list(rows[0])):
+        _insert_unnest(conn, table, list(rows[0]), _dict_columns(conn, table, rows),
+                       f" ON CONFLICT ({_names(conn, keys)}) DO NOTHING")
+        return
+    conn.execute(_insert_for(conn)(table).on_conflict_do_nothing(index_elements=keys), rows)
 
 
 def insert_if_absent(conn, table: sa.Table, row: dict, keys: list[str]) -> bool:
@@ -325,9 +340,16 @@ def upsert(conn, table: sa.Table, rows: list[dict], keys: list[str], update: lis
     if not rows:
         return
     rows = list({tuple(row[k] for k in keys): row for row in rows}.values())
+    changing = update or [n for n in rows[0] if n not in keys]
+    if _unnest_takes(conn, table, list(rows[0])):
+        quote = conn.dialect.identifier_preparer.quote
+        _insert_unnest(conn, table, list(rows[0]), _dict_columns(conn, table, rows),
+                       f" ON CONFLICT ({_names(conn, keys)}) DO UPDATE SET "
+                       + ", ".join(f"{quote(n)} = EXCLUDED.{quote(n)}" for n in changing))
+        return
     insert = _insert_for(conn)(table)
-    updates = {name: insert.excluded[name] for name in (update or [n for n in rows[0] if n not in keys])}
-    conn.execute(insert.on_conflict_do_update(index_elements=keys, set_=updates), rows)
+    conn.execute(insert.on_conflict_do_update(index_elements=keys, set_={n: insert.excluded[n] for n in changing}),
+                 rows)
 
 
 def upsert_changed(conn, table: sa.Table, rows: list[dict], key: str) -> None:
@@ -357,6 +379,9 @@ def insert_many_fast(conn, table: sa.Table, columns: list[str], rows: list[tuple
     the driver's: `to_driver` converts through the column's own type."""
     if not rows:
         return
+    if conn.dialect.name == "postgresql":
+        _insert_unnest(conn, table, columns, [list(c) for c in zip(*rows, strict=True)], "")
+        return
     head, one = _raw_insert(conn, table, columns)
     conn.exec_driver_sql(head + one, rows)
 
@@ -385,6 +410,16 @@ def chunks(items: list, size: int = 500):
         yield items[start:start + size]
 
 
+def among(conn, column: sa.ColumnElement, values) -> sa.ColumnElement:
+    """`column IN (values)`. On PostgreSQL `column = ANY(array)`: an IN list has a
+    placeholder per value, which psycopg parses anew for every query of more than a few
+    (it caches only short ones); the array is one parameter, and the SQL the same for any
+    number of values."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
 def paged(conn, query: sa.Select, args: dict, to_item=lambda row: row._asdict()) -> dict:
     """One page of an ordered query, as every listing answers it: items, page,
     page_size (from `args`) and the total the filters match."""
@@ -409,26 +444,79 @@ def insert_returning_new(conn, table: sa.Table, column: str, values: list) -> li
     return insert_new_fast(conn, table, [column], [(v,) for v in values], column)
 
 
-FAST_ROWS = 500  # rows per INSERT of insert_new_fast: well under either database's parameter limit
+FAST_ROWS = 500  # rows per INSERT of insert_new_fast on SQLite: well under its parameter limit
 
 
 def insert_new_fast(conn, table: sa.Table, columns: list[str], rows: list[tuple], key: str) -> list:
-    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING key, a multi-row VALUES straight
-    to the driver: the `key` values really inserted. For the projections' hot paths, where
-    SQLAlchemy's per-row parameter processing cost more than the insert (the claim of a
-    batch's statement ids, the facts). Values must already be the driver's (`to_driver`).
-    `key` must be unique in `table` and its values unique among `rows`."""
+    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING key, straight to the driver: the
+    `key` values really inserted. For the projections' hot paths, where SQLAlchemy's
+    per-row parameter processing cost more than the insert (the claim of a batch's
+    statement ids, the facts). Values must already be the driver's (`to_driver`). `key`
+    must be unique in `table` and its values unique among `rows`."""
     if not rows:
         return []
-    head, one = _raw_insert(conn, table, columns)
     quoted = conn.dialect.identifier_preparer.quote(key)
     tail = f" ON CONFLICT ({quoted}) DO NOTHING RETURNING {quoted}"
+    if conn.dialect.name == "postgresql":
+        return _insert_unnest(conn, table, columns, [list(c) for c in zip(*rows, strict=True)], tail)
+    head, one = _raw_insert(conn, table, columns)
     inserted: list = []
     for start in range(0, len(rows), FAST_ROWS):
         part = rows[start:start + FAST_ROWS]
         sql = head + ", ".join([one] * len(part)) + tail
         inserted += conn.exec_driver_sql(sql, tuple(v for row in part for v in row)).scalars().all()
     return inserted
+
+
+def _insert_unnest(conn, table: sa.Table, columns: list[str], values: list[list], tail: str) -> list:
+    """PostgreSQL: `INSERT ... SELECT FROM unnest(...)` of one array per column (`values`,
+    the driver's values), then `tail` (ON CONFLICT ...); return what RETURNING gives.
+
+    Why not a multi-row VALUES or executemany: VALUES has a placeholder per value and its
+    SQL differs with the number of rows, so psycopg parses it anew every time (it caches
+    only short queries of few parameters), and executemany dumps row by row. That was a
+    third of a rebuild. This SQL is the same for any number of rows, and its parameters,
+    one per column, go in binary (`%b`: psycopg's text dumper for lists is Python, five
+    times slower)."""
+    quote = conn.dialect.identifier_preparer.quote
+    arrays = ", ".join(f"%b::{table.c[name].type.compile(dialect=conn.dialect)}[]" for name in columns)
+    sql = (f"INSERT INTO {conn.dialect.identifier_preparer.format_table(table)} "
+           f"({', '.join(quote(c) for c in columns)}) SELECT * FROM unnest({arrays}){tail}")
+    # psycopg dumps a list by its first value's type: a float column's ints become floats.
+    values = [[None if v is None else float(v) for v in column] if isinstance(table.c[name].type, sa.Float)
+              else column for name, column in zip(columns, values, strict=True)]
+    result = conn.exec_driver_sql(sql, tuple(values))
+    return result.scalars().all() if result.returns_rows else []
+
+
+# Column types whose driver values psycopg dumps as an array that PostgreSQL casts back.
+_UNNEST_TYPES = (sa.String, sa.Integer, sa.Float, sa.Boolean, sa.DateTime, sa.Date)
+
+
+def _unnest_takes(conn, table: sa.Table, columns: list[str]) -> bool:
+    """Whether rows of these columns can go through `_insert_unnest`: on PostgreSQL, of
+    plain types only, and no other column with a default SQLAlchemy would fill in."""
+    if conn.dialect.name != "postgresql":
+        return False
+    for column in table.c:
+        if column.name not in columns:
+            if column.default is not None:
+                return False
+            continue
+        kind = column.type.impl if isinstance(column.type, sa.TypeDecorator) else column.type
+        if not isinstance(kind, _UNNEST_TYPES) or isinstance(kind, sa.Enum):
+            return False
+    return True
+
+
+def _dict_columns(conn, table: sa.Table, rows: list[dict]) -> list[list]:
+    """Rows as dicts to one list of driver values per column (of the first row's keys)."""
+    return [[convert(row[name]) for row in rows] for name in rows[0]
+            for convert in [to_driver(conn, table.c[name])]]
+
+
+def _names(conn, columns: list[str]) -> str:
+    return ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
 
 
 def in_units(agency: sa.ColumnElement, province: sa.ColumnElement | None, units: frozenset[str] | None):

@@ -10,6 +10,7 @@ byte by byte in SQLite and PostgreSQL (bytea) alike, whatever the server's colla
 """
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 # The Vietnamese alphabet, with f, j, w, z (foreign names) where Latin puts them.
@@ -56,6 +57,7 @@ def _primary(base: str, marks: str) -> int:
     return _BASE + 3 * _TIER + ord(lower)
 
 
+@functools.lru_cache(maxsize=8192)  # names share their words: a cohort has few family and given names
 def _field_key(text: str) -> bytes:
     """One field (a word, or the middle names) at three levels: letters, tones, case."""
     chars = list(_characters(text))

@@ -40,7 +40,6 @@ CERTIFICATE_COLUMNS = ("certificate_number", "certificate_status", "certified_at
 DERIVED_COLUMNS = (*ACTIVITY_COLUMNS, *VERDICT_COLUMNS, "finished_at", *CERTIFICATE_COLUMNS)
 
 
-KEYS = sa.bindparam("keys", expanding=True)  # IN (...) with one cached statement for any number of keys
 
 
 def milliseconds(seconds: float) -> int:
@@ -55,7 +54,7 @@ def _voided_ids(conn: Connection, ids: list[str]) -> set[str]:
     found: set[str] = set()
     for chunk in db.chunks(ids):
         found.update(conn.scalars(sa.select(t.voided_statements.c.statement_id)
-                                  .where(t.voided_statements.c.statement_id.in_(KEYS)), {"keys": chunk}))
+                                  .where(db.among(conn, t.voided_statements.c.statement_id, chunk))))
     return found
 
 
@@ -196,8 +195,8 @@ def record_certificates(conn: Connection, statements: list[dict], status: str) -
     existing: dict[tuple[str, str], object] = {}
     for chunk in db.chunks(sorted({learner for learner, _ in rows})):
         existing.update(((r.learner_key, r.programme_id), r.changed_at) for r in conn.execute(
-            sa.select(lc.c.learner_key, lc.c.programme_id, lc.c.changed_at).where(lc.c.learner_key.in_(KEYS)),
-            {"keys": chunk}))
+            sa.select(lc.c.learner_key, lc.c.programme_id, lc.c.changed_at)
+            .where(db.among(conn, lc.c.learner_key, chunk))))
     # The latest change wins, whatever order the earned and revoked statements arrive in.
     fresh = [row for key, row in rows.items() if key not in existing or existing[key] <= row["changed_at"]]
     db.upsert(conn, lc, fresh, ["learner_key", "programme_id"])
@@ -216,8 +215,8 @@ def _learners_with_facts(conn: Connection, learner_keys: set[str]) -> set[str]:
     keys = sorted(learner_keys)
     for table in (t.learner_activities, t.final_test_outcomes, t.final_test_attempts, t.learner_certificates):
         for chunk in db.chunks(keys):
-            found.update(conn.scalars(sa.select(table.c.learner_key).where(table.c.learner_key.in_(KEYS)).distinct(),
-                                      {"keys": chunk}))
+            found.update(conn.scalars(sa.select(table.c.learner_key)
+                                      .where(db.among(conn, table.c.learner_key, chunk)).distinct()))
     return found
 
 
@@ -288,8 +287,8 @@ def _read_activities(conn: Connection, learner_keys: Iterable[str]) -> Sums:
     sums: Sums = {key: {} for key in learner_keys}
     for chunk in db.chunks(sorted(sums)):
         for row in conn.execute(sa.select(la.c.learner_key, la.c.activity_id, la.c.first_at, la.c.last_at,
-                                          la.c.completed_at, la.c.milliseconds).where(la.c.learner_key.in_(KEYS)),
-                               {"keys": chunk}):
+                                          la.c.completed_at, la.c.milliseconds)
+                                .where(db.among(conn, la.c.learner_key, chunk))):
             sums[row[0]][row[1]] = [row[2], row[3], row[4], row[5]]
     return sums
 
@@ -354,7 +353,7 @@ def _derive(conn: Connection, sums: Sums, verdicts: set[str], certificates: set[
     for chunk in db.chunks(sorted(touched)):
         enrolments = conn.execute(sa.select(le.c.registration, le.c.learner_key, le.c.programme_id,
                                             *[le.c[name] for name in DERIVED_COLUMNS])
-                                  .where(le.c.learner_key.in_(KEYS)), {"keys": chunk}).all()
+                                  .where(db.among(conn, le.c.learner_key, chunk))).all()
         # Only enrolled learners have anything to show; a learner's enrolment derives
         # their row then (on_learner_enrolled). Most LRS traffic from others costs no reads.
         if not enrolments:
@@ -369,10 +368,10 @@ def _derive(conn: Connection, sums: Sums, verdicts: set[str], certificates: set[
             fo, fa = t.final_test_outcomes, t.final_test_attempts
             for row in conn.execute(sa.select(fo.c.learner_key, fo.c.activity_id, fo.c.success, fo.c.score, fo.c.at,
                                               fo.c.attempt_id, fo.c.attempts_used, fo.c.attempts_allowed)
-                                    .where(fo.c.learner_key.in_(KEYS)), {"keys": judged}):
+                                    .where(db.among(conn, fo.c.learner_key, judged))):
                 outcomes[(row[0], row[1])].append(domain.Outcome(*row[2:]))
             for row in conn.execute(sa.select(fa.c.learner_key, fa.c.activity_id, fa.c.attempt_id)
-                                    .where(fa.c.learner_key.in_(KEYS)), {"keys": judged}):
+                                    .where(db.among(conn, fa.c.learner_key, judged))):
                 started[(row[0], row[1])].add(row[2])
         certified = {}
         holders = [k for k in enrolled if k in certificates]
@@ -380,7 +379,7 @@ def _derive(conn: Connection, sums: Sums, verdicts: set[str], certificates: set[
             lc = t.learner_certificates
             certified = {(row.learner_key, row.programme_id): row for row in conn.execute(
                 sa.select(lc.c.learner_key, lc.c.programme_id, lc.c.number, lc.c.status, lc.c.issued_at)
-                .where(lc.c.learner_key.in_(KEYS)), {"keys": holders})}
+                .where(db.among(conn, lc.c.learner_key, holders)))}
         for enrolment in enrolments:
             programme = programmes.get(enrolment.programme_id)
             if programme is None:

@@ -1,9 +1,13 @@
-"""db.insert_new_fast, the projections' raw multi-row INSERT (claims and facts), on the
-real database: it skips what is there, returns only what went in, and stores values in
-the very form SQLAlchemy's own inserts do, so a query with a bound value finds both."""
+"""db's bulk writes on the real database: insert_new_fast (the projections' claims and
+facts) skips what is there, returns only what went in, and stores values in the very
+form SQLAlchemy's own inserts do, so a query with a bound value finds both. On
+PostgreSQL these, insert_ignoring_duplicates, upsert and insert_many_fast send one array
+per column (unnest) and `among` one array for an IN list: the rows must come out as
+SQLAlchemy's own executemany leaves them, whatever the values."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -42,5 +46,43 @@ def test_fast_inserts_skip_what_is_there_and_store_what_sqlalchemy_would(deploym
             row = conn.execute(sa.select(t.learner_statements).where(
                 t.learner_statements.c.statement_id == "fast")).one()
             assert (row.at, row.completed, row.seconds) == (AT, True, 1.5)
+    finally:
+        engine.dispose()
+
+
+def test_array_writes_store_what_sqlalchemy_would_with_awkward_values(deployment):
+    """Nones, an int where a float goes, a timestamp with another zone, a key twice in one
+    batch, thousands of rows: the same stored rows as SQLAlchemy's executemany gives."""
+    engine = db.create_engine(deployment.settings("progress").database_url)
+    outcomes = t.final_test_outcomes
+    rows = [{"statement_id": f"o{i}", "learner_key": f"k{i % 7}", "activity_id": "https://example.org/test",
+             "success": i % 2 == 0, "score": [None, 1, 0.5][i % 3],
+             "at": datetime(2026, 1, 1, 8, tzinfo=UTC) + timedelta(seconds=i), "attempt_id": None,
+             "attempts_used": i if i % 5 else None, "attempts_allowed": 3} for i in range(2500)]
+    rows[1]["at"] = rows[1]["at"].astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+    try:
+        with engine.begin() as conn:
+            db.insert_ignoring_duplicates(conn, outcomes, rows + rows[:3], ["statement_id"])
+            db.insert_ignoring_duplicates(conn, outcomes, [{**rows[0], "score": 0.99}], ["statement_id"])  # kept
+            db.upsert(conn, outcomes, [{**rows[1], "score": 2, "success": True}], ["statement_id"],
+                      update=["score"])  # only the score changes
+            db.insert_ignoring_duplicates(conn, t.learner_activity_days,
+                                          [{"learner_key": "k1", "day": date(2026, 1, 1)}] * 2, ["learner_key", "day"])
+        with engine.connect() as conn:
+            stored = {r.statement_id: r for r in conn.execute(sa.select(outcomes))}
+            assert len(stored) == 2500
+            assert stored["o0"].score is None and stored["o0"].success is True
+            assert stored["o1"].score == 2.0 and stored["o1"].success is False  # the upsert's other columns kept
+            assert stored["o1"].at == datetime(2026, 1, 1, 8, 0, 1, tzinfo=UTC)
+            assert stored["o4"].score == 1.0 and stored["o5"].attempts_used is None
+            assert stored["o2499"].attempts_used == 2499
+            # among: an IN list of any size, and of none.
+            wanted = [f"o{i}" for i in range(0, 2500, 3)]
+            found = conn.scalars(sa.select(outcomes.c.statement_id).where(db.among(conn, outcomes.c.statement_id,
+                                                                                   wanted))).all()
+            assert sorted(found) == sorted(wanted)
+            assert conn.scalars(sa.select(outcomes.c.statement_id)
+                                .where(db.among(conn, outcomes.c.statement_id, []))).all() == []
+            assert conn.execute(sa.select(t.learner_activity_days)).all() == [("k1", date(2026, 1, 1))]
     finally:
         engine.dispose()

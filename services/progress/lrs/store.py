@@ -307,7 +307,7 @@ def store(conn: Connection, statements: list[dict] | Batch, *, outbox_table: sa.
 def stored_ids(conn: Connection, ids: list[str]) -> set[str]:
     """Those of these (lower-case) statement ids the LRS holds."""
     return {sid for chunk in db.chunks(ids) for sid in conn.scalars(
-        sa.select(t.statements.c.id).where(t.statements.c.id.in_(chunk)))}
+        sa.select(t.statements.c.id).where(db.among(conn, t.statements.c.id, chunk)))}
 
 
 def _check_same(conn: Connection, statements: list[dict]) -> None:

@@ -437,6 +437,18 @@ def insert_returning_new_ids(conn, table: sa.Table, rows: list[dict], keys: list
     return list(conn.scalars(stmt, rows))
 
 
+def insert_new_returning(conn, table: sa.Table, rows: list[dict], key: str, returning: list[str]) -> list:
+    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING `returning`, of rows as dicts:
+    a row per row really inserted (on PostgreSQL through `_insert_unnest`)."""
+    if not rows:
+        return []
+    if _unnest_takes(conn, table, list(rows[0])):
+        return _insert_unnest(conn, table, list(rows[0]), _dict_columns(conn, table, rows),
+                              f" ON CONFLICT ({_names(conn, [key])}) DO NOTHING RETURNING {_names(conn, returning)}")
+    return conn.execute(_insert_for(conn)(table).on_conflict_do_nothing(index_elements=[key])
+                        .returning(*[table.c[name] for name in returning]), rows).all()
+
+
 def insert_returning_new(conn, table: sa.Table, column: str, values: list) -> list:
     """Insert one-column rows, skipping those already there; return the values really
     inserted. A concurrent transaction inserting the same value makes this one wait for
@@ -458,7 +470,8 @@ def insert_new_fast(conn, table: sa.Table, columns: list[str], rows: list[tuple]
     quoted = conn.dialect.identifier_preparer.quote(key)
     tail = f" ON CONFLICT ({quoted}) DO NOTHING RETURNING {quoted}"
     if conn.dialect.name == "postgresql":
-        return _insert_unnest(conn, table, columns, [list(c) for c in zip(*rows, strict=True)], tail)
+        return [row[0] for row in _insert_unnest(conn, table, columns, [list(c) for c in zip(*rows, strict=True)],
+                                                 tail)]
     head, one = _raw_insert(conn, table, columns)
     inserted: list = []
     for start in range(0, len(rows), FAST_ROWS):
@@ -486,11 +499,11 @@ def _insert_unnest(conn, table: sa.Table, columns: list[str], values: list[list]
     values = [[None if v is None else float(v) for v in column] if isinstance(table.c[name].type, sa.Float)
               else column for name, column in zip(columns, values, strict=True)]
     result = conn.exec_driver_sql(sql, tuple(values))
-    return result.scalars().all() if result.returns_rows else []
+    return result.all() if result.returns_rows else []
 
 
 # Column types whose driver values psycopg dumps as an array that PostgreSQL casts back.
-_UNNEST_TYPES = (sa.String, sa.Integer, sa.Float, sa.Boolean, sa.DateTime, sa.Date)
+_UNNEST_TYPES = (sa.String, sa.Integer, sa.Float, sa.Boolean, sa.DateTime, sa.Date, sa.LargeBinary)
 
 
 def _unnest_takes(conn, table: sa.Table, columns: list[str]) -> bool:

@@ -69,7 +69,7 @@ def record_voids(conn: Connection, statements: list[dict]) -> set[str]:
     touched: set[str] = set()
     for table in (t.learner_statements, t.final_test_outcomes, t.final_test_attempts):
         for chunk in db.chunks(ids):
-            touched.update(conn.scalars(sa.delete(table).where(table.c.statement_id.in_(chunk))
+            touched.update(conn.scalars(sa.delete(table).where(db.among(conn, table.c.statement_id, chunk))
                                         .returning(table.c.learner_key)))
     return touched
 
@@ -234,19 +234,23 @@ def refresh_learners(conn: Connection, learner_keys: set[str]) -> None:
 
 
 def refresh_everyone(conn: Connection, part: int = 0, parts: int = 1) -> None:
-    """Every learner's sums from their facts, and every enrolment from those: the end of a
-    rebuild, and the full recomputation the incremental path is checked against.
+    """Every learner's sums from their facts, and every enrolment of a learner with facts
+    from those: the end of a rebuild, and the full recomputation the incremental path is
+    checked against. A learner without any fact keeps the row their enrolment wrote, as
+    the live path leaves it (`refresh_learners`): most of a campaign's learners, whose
+    rows would be read and derived only to find nothing changed.
 
     Of `parts`, only the learners of `part` (by a hash of their key): processes side by
     side each take one, and touch only their learners' rows."""
-    learners = set(conn.scalars(sa.select(t.learner_enrolments.c.learner_key).distinct()))
+    with_facts: set[str] = set()
+    for table in (t.learner_statements, t.final_test_outcomes, t.final_test_attempts, t.learner_certificates):
+        with_facts.update(conn.scalars(sa.select(table.c.learner_key).distinct()))
     if parts == 1:
         rebuild_activities(conn)  # one INSERT ... SELECT over everyone
     else:
-        mine = {key for key in learners | set(conn.scalars(sa.select(t.learner_statements.c.learner_key).distinct()))
-                if zlib.crc32(key.encode()) % parts == part}
-        rebuild_activities(conn, mine)
-        learners &= mine
+        with_facts = {key for key in with_facts if zlib.crc32(key.encode()) % parts == part}
+        rebuild_activities(conn, with_facts)
+    learners = with_facts & set(conn.scalars(sa.select(t.learner_enrolments.c.learner_key).distinct()))
     for chunk in db.chunks(sorted(learners), 2000):
         keys = set(chunk)
         _derive(conn, _read_activities(conn, keys), verdicts=keys, certificates=keys, learners=keys)
@@ -278,8 +282,8 @@ def rebuild_activities(conn: Connection, learner_keys: Iterable[str] | None = No
         conn.execute(la.insert().from_select(columns, query))
         return
     for chunk in db.chunks(sorted(learner_keys)):
-        conn.execute(la.delete().where(la.c.learner_key.in_(chunk)))
-        conn.execute(la.insert().from_select(columns, query.where(ls.c.learner_key.in_(chunk))))
+        conn.execute(la.delete().where(db.among(conn, la.c.learner_key, chunk)))
+        conn.execute(la.insert().from_select(columns, query.where(db.among(conn, ls.c.learner_key, chunk))))
 
 
 def _read_activities(conn: Connection, learner_keys: Iterable[str]) -> Sums:
@@ -324,10 +328,10 @@ def _merge_activities(conn: Connection, rows: list[dict], learner_keys: set[str]
 def _rebuild_days(conn: Connection, learner_keys: set[str]) -> None:
     days = t.learner_activity_days
     for chunk in db.chunks(sorted(learner_keys)):
-        conn.execute(days.delete().where(days.c.learner_key.in_(chunk)))
+        conn.execute(days.delete().where(db.among(conn, days.c.learner_key, chunk)))
         found = {(r.learner_key, r.at.date()) for r in conn.execute(
             sa.select(t.learner_statements.c.learner_key, t.learner_statements.c.at)
-            .where(t.learner_statements.c.learner_key.in_(chunk)))}
+            .where(db.among(conn, t.learner_statements.c.learner_key, chunk)))}
         db.insert_ignoring_duplicates(conn, days, [{"learner_key": k, "day": d} for k, d in sorted(found)],
                                       ["learner_key", "day"])
 
@@ -385,7 +389,7 @@ def _derive(conn: Connection, sums: Sums, verdicts: set[str], certificates: set[
             if programme is None:
                 continue
             learner = enrolment.learner_key
-            old = {name: getattr(enrolment, name) for name in DERIVED_COLUMNS}
+            old = dict(zip(DERIVED_COLUMNS, enrolment[3:], strict=True))  # the select: 3 columns, then these
             new = dict(old)
             if learner in sums:
                 activities = {a: domain.Activity(s[0], s[1], s[2], s[3] / 1000) for a, s in sums[learner].items()}

@@ -9,7 +9,6 @@ shared.outbox, as every service stages its statements) in the caller's transacti
 """
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -267,7 +266,7 @@ def check_voiding(conn: Connection, batch: Batch) -> None:
     if right is None or not targets:
         return
     stored = [row for chunk in db.chunks(sorted(targets)) for row in conn.execute(
-        sa.select(t.statements.c.id, t.statements.c.payload).where(t.statements.c.id.in_(chunk)))]
+        sa.select(t.statements.c.id, t.statements.c.payload).where(db.among(conn, t.statements.c.id, chunk)))]
     for target, payload in stored:
         authority = orjson.loads(payload).get("authority") or {}
         if (authority.get("account") or {}).get("homePage") != AUTHORITY_HOME:
@@ -289,7 +288,7 @@ def store(conn: Connection, statements: list[dict] | Batch, *, outbox_table: sa.
     ids = [s["id"] for s in statements]
     # One round trip in the common case: insert, skipping ids already stored; only those
     # skipped are read back and compared (the same content is accepted, other content is 409).
-    inserted = dict(conn.execute(_insert_new(conn.dialect.name), batch.rows).all())
+    inserted = dict(db.insert_new_returning(conn, t.statements, batch.rows, "id", ["id", "seq"]))
     if len(inserted) < len(batch.rows) and not from_bus:
         _check_same(conn, [s for s in statements if s["id"] not in inserted])
     fresh = [s for s in statements if s["id"] in inserted]
@@ -315,7 +314,7 @@ def _check_same(conn: Connection, statements: list[dict]) -> None:
     by_id = {s["id"]: s for s in statements}
     for chunk in db.chunks(list(by_id)):
         stored = conn.execute(sa.select(t.statements.c.id, t.statements.c.payload)
-                              .where(t.statements.c.id.in_(chunk)))
+                              .where(db.among(conn, t.statements.c.id, chunk)))
         for sid, payload in stored:
             if not _same(orjson.loads(payload), by_id[sid]):
                 raise Conflict(f"statement {sid} already exists with other content")
@@ -387,30 +386,19 @@ def store_requests(conn: Connection, requests: Sequence[tuple[Batch, dict[str, t
     return [[s["id"] for s in batch.statements] for batch, _ in requests]
 
 
-@functools.cache
-def _insert_new(dialect_name: str):
-    """INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id, seq, for a dialect (built once)."""
-    if dialect_name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return (insert(t.statements).on_conflict_do_nothing(index_elements=["id"])
-            .returning(t.statements.c.id, t.statements.c.seq))
-
-
 def _apply_voiding(conn: Connection, fresh: list[dict], arrivals_too: bool) -> None:
     targets = [s["object"]["id"].lower() for s in fresh if s["verb"]["id"] == _VOIDED]
     if targets:
         # A voiding statement never voids another voiding statement.
         conn.execute(t.statements.update()
-                     .where(t.statements.c.id.in_(targets), t.statements.c.verb_id != _VOIDED)
+                     .where(db.among(conn, t.statements.c.id, targets), t.statements.c.verb_id != _VOIDED)
                      .values(voided=True))
     # A statement arriving after the statement voiding it (possible when consuming topics,
     # whose partitions interleave freely; a client sends the target first).
     plain = [s["id"] for s in fresh if s["verb"]["id"] != _VOIDED]
     if plain and arrivals_too:
         voiders = sa.select(t.statements.c.object_ref).where(
-            t.statements.c.object_ref.in_(plain), t.statements.c.verb_id == _VOIDED)
+            db.among(conn, t.statements.c.object_ref, plain), t.statements.c.verb_id == _VOIDED)
         conn.execute(t.statements.update().where(t.statements.c.id.in_(voiders)).values(voided=True))
 
 

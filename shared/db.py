@@ -371,7 +371,9 @@ def upsert_changed(conn, table: sa.Table, rows: list[dict], key: str) -> None:
 
 
 def insert_many_fast(conn, table: sa.Table, columns: list[str], rows: list[tuple]) -> None:
-    """A plain multi-row INSERT straight to the driver's executemany.
+    """A plain INSERT of many rows straight to the driver: executemany on SQLite, one
+    array per column on PostgreSQL (`_insert_unnest`, in the rows' order, which the
+    outbox's ids keep).
 
     For hot paths only: SQLAlchemy's per-row parameter processing cost more than the
     insert itself (the LRS writes about eight index and outbox rows per statement).

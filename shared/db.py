@@ -335,12 +335,17 @@ def insert_if_absent(conn, table: sa.Table, row: dict, keys: list[str]) -> bool:
 
 def upsert(conn, table: sa.Table, rows: list[dict], keys: list[str], update: list[str] | None = None) -> None:
     """INSERT ... ON CONFLICT DO UPDATE, on both databases: of the `update` columns, or
-    of every non-key column. Of rows with the same keys the last wins (PostgreSQL refuses
-    one statement that changes a row twice)."""
+    (None) of every non-key column. Of rows with the same keys the last wins (PostgreSQL
+    refuses one statement that changes a row twice). Nothing to update (`update=[]`, or
+    rows of key columns only) is an insert that keeps what is there: an empty SET is no
+    SQL either database takes."""
     if not rows:
         return
     rows = list({tuple(row[k] for k in keys): row for row in rows}.values())
-    changing = update or [n for n in rows[0] if n not in keys]
+    changing = [n for n in rows[0] if n not in keys] if update is None else update
+    if not changing:
+        insert_ignoring_duplicates(conn, table, rows, keys)
+        return
     if _unnest_takes(conn, table, list(rows[0])):
         quote = conn.dialect.identifier_preparer.quote
         _insert_unnest(conn, table, list(rows[0]), _dict_columns(conn, table, rows),

@@ -68,14 +68,21 @@ def test_array_writes_store_what_sqlalchemy_would_with_awkward_values(deployment
                       update=["score"])  # only the score changes
             db.insert_ignoring_duplicates(conn, t.learner_activity_days,
                                           [{"learner_key": "k1", "day": date(2026, 1, 1)}] * 2, ["learner_key", "day"])
+            # Nothing to update: rows of key columns only, or update=[] (not "every column").
+            db.upsert(conn, t.learner_activity_days, [{"learner_key": "k1", "day": date(2026, 1, 1)},
+                                                      {"learner_key": "k2", "day": date(2026, 1, 2)}],
+                      ["learner_key", "day"])
+            db.upsert(conn, outcomes, [{**rows[2], "score": 0.25}, {**rows[0], "statement_id": "o-new"}],
+                      ["statement_id"], update=[])
         with engine.connect() as conn:
             stored = {r.statement_id: r for r in conn.execute(sa.select(outcomes))}
-            assert len(stored) == 2500
+            assert len(stored) == 2501
             assert stored["o0"].score is None and stored["o0"].success is True
             assert stored["o1"].score == 2.0 and stored["o1"].success is False  # the upsert's other columns kept
             assert stored["o1"].at == datetime(2026, 1, 1, 8, 0, 1, tzinfo=UTC)
             assert stored["o4"].score == 1.0 and stored["o5"].attempts_used is None
             assert stored["o2499"].attempts_used == 2499
+            assert stored["o2"].score == 0.5 and stored["o-new"].learner_key == "k0"  # update=[]: kept, added
             # among: an IN list of any size, and of none.
             wanted = [f"o{i}" for i in range(0, 2500, 3)]
             found = conn.scalars(sa.select(outcomes.c.statement_id).where(db.among(conn, outcomes.c.statement_id,
@@ -83,6 +90,7 @@ def test_array_writes_store_what_sqlalchemy_would_with_awkward_values(deployment
             assert sorted(found) == sorted(wanted)
             assert conn.scalars(sa.select(outcomes.c.statement_id)
                                 .where(db.among(conn, outcomes.c.statement_id, []))).all() == []
-            assert conn.execute(sa.select(t.learner_activity_days)).all() == [("k1", date(2026, 1, 1))]
+            assert sorted(conn.execute(sa.select(t.learner_activity_days)).all()) == [
+                ("k1", date(2026, 1, 1)), ("k2", date(2026, 1, 2))]
     finally:
         engine.dispose()

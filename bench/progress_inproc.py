@@ -16,6 +16,8 @@ import time
 import zlib
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from bench.progress import wave_statements
 from services.progress.service import SERVICE
 from shared import bus, db, events, xapi
@@ -54,11 +56,16 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true",
                         help="project live untimed, clear the read models, then time a replay and after_replay")
     parser.add_argument("--profile", help="write cProfile stats here")
-    parser.add_argument("--database-url")
+    parser.add_argument("--database-url", help="a PostgreSQL server to use: the run makes a database of its own "
+                        "on it (the URL's database + _inproc), empty at the start and dropped at the end")
     args = parser.parse_args()
     all_records = records(args.learners, args.waves)
     tmp = tempfile.mkdtemp(prefix="progress-inproc-")
-    url = args.database_url or f"sqlite:///{tmp}/db.sqlite"
+    url = f"sqlite:///{tmp}/db.sqlite"
+    if args.database_url:  # every run from empty: a second run on the first's rows would skip them all
+        made = make_url(args.database_url)
+        url = made.set(database=f"{made.database}_inproc").render_as_string(hide_password=False)
+        db.drop_database(url)
     db.migrate(url, SERVICE.migrations)
     settings = Settings.from_env("progress", {"PROGRESS_DATABASE_URL": url})
     engine = db.create_engine(url)
@@ -96,10 +103,8 @@ def main() -> None:
     print(f"{n} records, {'rebuild' if args.rebuild else 'live'}: {n / wall:,.0f}/s, "
           f"{cpu / n * 1e6:.0f} us CPU per statement ({wall:.1f} s)")
     engine.dispose()
-    if not args.database_url:
-        for f in Path(tmp).iterdir():
-            f.unlink()
-        Path(tmp).rmdir()
+    db.drop_database(url)
+    Path(tmp).rmdir()
 
 
 if __name__ == "__main__":

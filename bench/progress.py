@@ -95,6 +95,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--learners", type=int, default=4500, help="learners per wave")
     parser.add_argument("--waves", type=int, default=8, help="waves in the campaign (the first one in full)")
+    parser.add_argument("--rebuild-jobs", default="1,2", metavar="N,N,...",
+                        help="the rebuilds to time, one after another, by their --jobs (default 1,2)")
     args = parser.parse_args()
     stack, run_id = isolated_stack(("progress",))
     print(f"progress benchmark {run_id}: 1 full wave + {args.waves - 1} enrolment-only waves of {args.learners}")
@@ -120,7 +122,7 @@ def main() -> None:
     try:
         figures = measure(stack, engine, total, sent_at)
         stack.stop()  # the worker stopped, as for an operator's rebuild
-        figures.update(rebuild(settings, engine, total))
+        figures.update(rebuild(settings, engine, total, [int(n) for n in args.rebuild_jobs.split(",")]))
     finally:  # whatever happens (a failed start, a KeyError), nothing is left running
         stack.stop()
         engine.dispose()
@@ -187,13 +189,15 @@ def measure(stack, engine, total: int, sent_at: list[float]) -> dict:
     return figures
 
 
-def rebuild(settings, engine, total: int) -> dict:
+def rebuild(settings, engine, total: int, jobs_to_time: list[int]) -> dict:
     """`learnstream rebuild progress` as an operator runs it (the worker stopped): the
-    whole log again from offset zero, with its progress bar; once in this process, then
-    with `--jobs 2`, so the two compare within one run. CPU counts the rebuild processes."""
+    whole log again from offset zero, with its progress bar; once for each of these
+    `--jobs` (by default in this process, then with 2), so they compare within one run.
+    CPU counts the rebuild processes."""
     runner = ProjectionRunner(settings, engine, SERVICE.projection(settings), SERVICE.offsets, SERVICE.processed)
     figures = {}
-    for jobs, name in ((1, "rebuild"), (2, "rebuild_2_jobs")):
+    for jobs in jobs_to_time:
+        name = "rebuild" if jobs == 1 else f"rebuild_{jobs}_jobs"
         cpu, began = _cpu_with_children(), time.perf_counter()
         read = runner.rebuild(progress=True, jobs=jobs)
         seconds, cpu = time.perf_counter() - began, _cpu_with_children() - cpu

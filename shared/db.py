@@ -375,6 +375,29 @@ def upsert_changed(conn, table: sa.Table, rows: list[dict], key: str) -> None:
     upsert(conn, table, changed, [key])
 
 
+def update_many(conn, table: sa.Table, key: str, rows: list[dict]) -> None:
+    """Each row's other columns set on the row of `table` whose `key` it names (every row
+    of the first one's columns, a key at most once). On PostgreSQL one `UPDATE ... FROM
+    unnest(...)` of an array per column, as `_insert_unnest` writes: an executemany sends
+    and processes an UPDATE per row (a progress batch updates thousands of enrolments).
+    Elsewhere, or for columns the arrays do not carry, SQLAlchemy's executemany."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    changing = [name for name in columns if name != key]
+    if _unnest_takes(conn, table, columns, whole_table=False):
+        quote, target = conn.dialect.identifier_preparer.quote, conn.dialect.identifier_preparer.format_table(table)
+        arrays = ", ".join(f"%b::{table.c[name].type.compile(dialect=conn.dialect)}[]" for name in columns)
+        conn.exec_driver_sql(
+            f"UPDATE {target} SET {', '.join(f'{quote(n)} = v.{quote(n)}' for n in changing)} "
+            f"FROM unnest({arrays}) AS v({_names(conn, columns)}) WHERE {target}.{quote(key)} = v.{quote(key)}",
+            tuple(_driver_arrays(conn, table, columns, _dict_columns(conn, table, rows))))
+        return
+    # The key's parameter under another name: one named as a column is that column's SET.
+    conn.execute(table.update().where(table.c[key] == sa.bindparam(f"b_{key}")),
+                 [{**{name: row[name] for name in changing}, f"b_{key}": row[key]} for row in rows])
+
+
 def insert_many_fast(conn, table: sa.Table, columns: list[str], rows: list[tuple]) -> None:
     """A plain INSERT of many rows straight to the driver: executemany on SQLite, one
     array per column on PostgreSQL (`_insert_unnest`, in the rows' order, which the
@@ -502,25 +525,30 @@ def _insert_unnest(conn, table: sa.Table, columns: list[str], values: list[list]
     arrays = ", ".join(f"%b::{table.c[name].type.compile(dialect=conn.dialect)}[]" for name in columns)
     sql = (f"INSERT INTO {conn.dialect.identifier_preparer.format_table(table)} "
            f"({', '.join(quote(c) for c in columns)}) SELECT * FROM unnest({arrays}){tail}")
-    # psycopg dumps a list by its first value's type: a float column's ints become floats.
-    values = [[None if v is None else float(v) for v in column] if isinstance(table.c[name].type, sa.Float)
-              else column for name, column in zip(columns, values, strict=True)]
-    result = conn.exec_driver_sql(sql, tuple(values))
+    result = conn.exec_driver_sql(sql, tuple(_driver_arrays(conn, table, columns, values)))
     return result.all() if result.returns_rows else []
+
+
+def _driver_arrays(conn, table: sa.Table, columns: list[str], values: list[list]) -> list[list]:
+    """One list per column as psycopg should dump it: it dumps a list by its first
+    value's type, so a float column's ints become floats."""
+    return [[None if v is None else float(v) for v in column] if isinstance(table.c[name].type, sa.Float)
+            else column for name, column in zip(columns, values, strict=True)]
 
 
 # Column types whose driver values psycopg dumps as an array that PostgreSQL casts back.
 _UNNEST_TYPES = (sa.String, sa.Integer, sa.Float, sa.Boolean, sa.DateTime, sa.Date, sa.LargeBinary)
 
 
-def _unnest_takes(conn, table: sa.Table, columns: list[str]) -> bool:
+def _unnest_takes(conn, table: sa.Table, columns: list[str], whole_table: bool = True) -> bool:
     """Whether rows of these columns can go through `_insert_unnest`: on PostgreSQL, of
-    plain types only, and no other column with a default SQLAlchemy would fill in."""
+    plain types only, and (`whole_table`: rows to insert) no other column with a default
+    SQLAlchemy would fill in."""
     if conn.dialect.name != "postgresql":
         return False
     for column in table.c:
         if column.name not in columns:
-            if column.default is not None:
+            if whole_table and column.default is not None:
                 return False
             continue
         kind = column.type.impl if isinstance(column.type, sa.TypeDecorator) else column.type

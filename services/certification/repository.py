@@ -73,12 +73,9 @@ class CertificationRepository:
 
     def set_standings(self, changed: list[dict]) -> None:
         """Each {registration, standing, qualified_at}."""
-        if changed:
-            e = t.learner_enrolments
-            self.conn.execute(e.update().where(e.c.registration == sa.bindparam("r"))
-                              .values(standing=sa.bindparam("standing"), qualified_at=sa.bindparam("qualified_at")),
-                              [{"r": c["registration"], "standing": c["standing"], "qualified_at": c["qualified_at"]}
-                               for c in changed])
+        db.update_many(self.conn, t.learner_enrolments, "registration", [
+            {"registration": c["registration"], "standing": c["standing"], "qualified_at": c["qualified_at"]}
+            for c in changed])
 
     def learners_with_standing(self, programme_id: str, standings: list[str]) -> list[str]:
         e = t.learner_enrolments
@@ -115,8 +112,7 @@ class CertificationRepository:
 
     def set_numbers(self, numbers: dict[str, str]) -> None:
         """certificate id -> number."""
-        self.conn.execute(t.certificates.update().where(t.certificates.c.id == sa.bindparam("cid"))
-                          .values(number=sa.bindparam("num")), [{"cid": i, "num": n} for i, n in numbers.items()])
+        db.update_many(self.conn, t.certificates, "id", [{"id": i, "number": n} for i, n in numbers.items()])
 
     def allocate_numbers(self, programme_code: str, year: int, count: int) -> list[int]:
         """The next `count` numbers of a series. The UPDATE takes the row lock (PostgreSQL)

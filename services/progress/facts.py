@@ -413,6 +413,5 @@ def _derive(conn: Connection, sums: Sums, verdicts: set[str], certificates: set[
             new["finished_at"] = domain.finished_at(new["modules_completed_at"], new["final_test_status"],
                                                     new["final_test_decided_at"])
             if new != old:
-                updates.append({"b_registration": enrolment.registration, **new})
-    if updates:
-        conn.execute(le.update().where(le.c.registration == sa.bindparam("b_registration")), updates)
+                updates.append({"registration": enrolment.registration, **new})
+    db.update_many(conn, le, "registration", updates)

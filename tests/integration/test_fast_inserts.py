@@ -1,8 +1,8 @@
 """db's bulk writes on the real database: insert_new_fast (the projections' claims and
 facts) skips what is there, returns only what went in, and stores values in the very
 form SQLAlchemy's own inserts do, so a query with a bound value finds both. On
-PostgreSQL these, insert_ignoring_duplicates, upsert and insert_many_fast send one array
-per column (unnest) and `among` one array for an IN list: the rows must come out as
+PostgreSQL these, insert_ignoring_duplicates, upsert, insert_many_fast and update_many send
+one array per column (unnest) and `among` one array for an IN list: the rows must come out as
 SQLAlchemy's own executemany leaves them, whatever the values."""
 from __future__ import annotations
 
@@ -74,6 +74,14 @@ def test_array_writes_store_what_sqlalchemy_would_with_awkward_values(deployment
                       ["learner_key", "day"])
             db.upsert(conn, outcomes, [{**rows[2], "score": 0.25}, {**rows[0], "statement_id": "o-new"}],
                       ["statement_id"], update=[])
+            # update_many: the named columns of the rows by key; an int in a float column,
+            # another zone, a None; a key with no row changes nothing.
+            db.update_many(conn, outcomes, "statement_id", [
+                {"statement_id": "o3", "score": 1, "at": datetime(2026, 2, 1, 9, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")),
+                 "attempts_used": None},
+                {"statement_id": "o6", "score": None, "at": datetime(2026, 2, 2, tzinfo=UTC), "attempts_used": 7},
+                {"statement_id": "absent", "score": 0.5, "at": AT, "attempts_used": 1}])
+            db.update_many(conn, outcomes, "statement_id", [])
         with engine.connect() as conn:
             stored = {r.statement_id: r for r in conn.execute(sa.select(outcomes))}
             assert len(stored) == 2501
@@ -83,6 +91,11 @@ def test_array_writes_store_what_sqlalchemy_would_with_awkward_values(deployment
             assert stored["o4"].score == 1.0 and stored["o5"].attempts_used is None
             assert stored["o2499"].attempts_used == 2499
             assert stored["o2"].score == 0.5 and stored["o-new"].learner_key == "k0"  # update=[]: kept, added
+            assert (stored["o3"].score, stored["o3"].at, stored["o3"].attempts_used, stored["o3"].success) == (
+                1.0, datetime(2026, 2, 1, 2, tzinfo=UTC), None, False)
+            assert (stored["o6"].score, stored["o6"].at, stored["o6"].attempts_used) == (
+                None, datetime(2026, 2, 2, tzinfo=UTC), 7)
+            assert "absent" not in stored
             # among: an IN list of any size, and of none.
             wanted = [f"o{i}" for i in range(0, 2500, 3)]
             found = conn.scalars(sa.select(outcomes.c.statement_id).where(db.among(conn, outcomes.c.statement_id,

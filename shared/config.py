@@ -122,6 +122,9 @@ class Settings:
     # with exponential backoff up to this many seconds between tries.
     consumer_retry_max_seconds: float = 30.0
     timer_interval_seconds: float = 10.0
+    # A forwarding target filtered by cohort or agency judges a statement of no known
+    # enrolment only this long after it was stored (services.forwarding.forwarder).
+    forwarding_enrolment_wait_seconds: float = 10.0
     log_level: str = "INFO"
     database_timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
     # The key the LRS signs its `more` page tokens with; empty: a random one kept in the
@@ -169,6 +172,7 @@ class Settings:
             consumer_dead_letter_limit=int(env.get("CONSUMER_DEAD_LETTER_LIMIT", "100")),
             consumer_retry_max_seconds=float(env.get("CONSUMER_RETRY_MAX_SECONDS", "30")),
             timer_interval_seconds=float(env.get("TIMER_INTERVAL_SECONDS", "10")),
+            forwarding_enrolment_wait_seconds=float(env.get("FORWARDING_ENROLMENT_WAIT_SECONDS", "10")),
             log_level=env.get("LOG_LEVEL", "INFO"),
             database_timeouts=DatabaseTimeouts(
                 connect_seconds=float(env.get("DATABASE_CONNECT_TIMEOUT_SECONDS", "5")),

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine
 from services.forwarding import projections, repository
 from services.forwarding import tables as t
 from services.forwarding.domain import Backoff, Breaker, Target, Verdict, halves, outgoing, verdict
-from shared import bus, db, logs
+from shared import bus, db, logs, xapi
 from shared.bus import Record
 from shared.config import Settings
 from shared.consumer import ProjectionRunner, parse
@@ -218,12 +218,7 @@ class TargetLoop:
                     "offset": record.offset, "reason": parsed.error})
             else:
                 items.append(_Item(record, parsed.event_type, parsed.statement))
-        if self.target.filter.needs_catalog:
-            self._wait_for_catalog(stop)
-            with db.reading(self.engine) as conn:
-                found = projections.facts(conn, [(i.event_type, i.statement) for i in items])
-        else:
-            found = projections.facts(None, [(i.event_type, i.statement) for i in items])
+        found = self._facts(items, stop)
         wanted = [i for i, f in zip(items, found, strict=True) if self.target.filter.matches(f)]
         # Segments of at most batch_size wanted statements; each is committed once sent,
         # with the offsets of every record up to its end (the unwanted ones included).
@@ -240,6 +235,43 @@ class TargetLoop:
             self._commit([i.record for i in items[done_upto:end]], refused, delivered=len(segment) - len(refused))
             done_upto = end
         self._commit([i.record for i in items[done_upto:]] + skipped, [], delivered=0)
+
+    def _facts(self, items: list[_Item], stop: threading.Event) -> list:
+        """What the filter decides each item by. By cohort or agency, once the catalog has
+        read every enrolment on the bus; and a statement of no enrolment known yet that
+        was stored less than FORWARDING_ENROLMENT_WAIT_SECONDS ago is judged only once that
+        long has passed since, the catalog read again: its enrolment may have been
+        committed before it and still be in enrollment's outbox (the relays of two
+        services publish independently), and judged now, it would never be sent."""
+        pairs = [(i.event_type, i.statement) for i in items]
+        if not self.target.filter.needs_catalog:
+            return projections.facts(None, pairs)
+        judged_from: dict[int, float | None] = {}  # once per item: a wait ends
+        while True:
+            self._wait_for_catalog(stop)
+            with db.reading(self.engine) as conn:
+                found = projections.facts(conn, pairs)
+            now, waits = time.time(), []
+            for item, facts in zip(items, found, strict=True):
+                if not facts.cohorts:
+                    if id(item) not in judged_from:
+                        judged_from[id(item)] = self._judged_from(item.statement, now)
+                    if (until := judged_from[id(item)]) is not None and until > now:
+                        waits.append(until)
+            if not waits or stop.is_set():
+                return found
+            log.info("waiting for the enrolment of a statement of no known cohort",
+                     extra={"target": self.label, "statements": len(waits)})
+            stop.wait(max(waits) - now)
+
+    def _judged_from(self, statement: dict, now: float) -> float | None:
+        """When a statement of no known enrolment may be judged (epoch seconds)."""
+        try:
+            stored = xapi.parse_timestamp(statement["stored"]).timestamp()
+        except (KeyError, ValueError):
+            return None  # no time to wait from: judged as it is
+        # A `stored` ahead of this clock waits no longer than one stored just now.
+        return min(stored, now) + self.settings.forwarding_enrolment_wait_seconds
 
     def _send(self, items: list[_Item]) -> list[tuple[_Item, Answer]]:
         """Deliver these statements, in order; return those refused for good with the answer."""

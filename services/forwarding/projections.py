@@ -11,8 +11,9 @@ topic's cohorts and enrolments (shared.catalog reads them) into two small tables
 3. else (no registration) the statement belongs to every cohort the learner is enrolled in.
 
 The forwarder waits for this projection to have read every enrolment on the bus before
-it judges a batch by cohort or agency (services.forwarding.forwarder), so a learner's
-statement is not judged before their enrolment.
+it judges a batch by cohort or agency, and for a statement of no known enrolment a while
+longer (services.forwarding.forwarder), so a learner's statement is not judged before
+their enrolment.
 """
 from __future__ import annotations
 

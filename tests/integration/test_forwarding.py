@@ -210,6 +210,34 @@ def test_a_target_down_for_30_s_gets_every_matching_statement_once_in_order_whil
         archive.close()
 
 
+def test_a_statement_whose_enrolment_is_still_in_an_outbox_is_forwarded_once_it_is_published(
+        deployment, source, target):
+    """By agency, a statement of no enrolment known yet waits: its enrolment was committed
+    before it, but enrollment's relay has not published it (here: not started). Once it
+    is, the statement goes; one of a learner never enrolled is judged after the wait, not
+    sent, and holds nothing up for good."""
+    lrs, headers, api = source
+    enrollment = deployment.app("enrollment").test_client()
+    _, revenue = define_cohort(enrollment)
+    import_csv(enrollment, revenue["id"], learners_csv(3))  # committed; in enrollment's outbox
+    add_target(api, target, "ministry", filter={"agencies": ["Revenue agency"]})
+    deployment.start_worker("progress")
+    deployment.start_worker("forwarding", forwarding_enrolment_wait_seconds=12)
+    enrolled, stranger = completed(0, 1), completed(99, 1)
+    _post(lrs, headers, [enrolled, stranger])
+    time.sleep(3)  # the forwarder has both now, and knows no enrolment
+    assert target.stored_ids() == []
+    deployment.start_worker("enrollment")  # its relay publishes the enrolments (forwarded too: by agency)
+    eventually(lambda: enrolled["id"] in target.stored_ids(), message="the enrolled learner's statement")
+    later = completed(1, 2)
+    _post(lrs, headers, [later])
+    eventually(lambda: later["id"] in target.stored_ids(), message="a statement after the stranger's")
+    time.sleep(1)
+    assert stranger["id"] not in target.stored_ids()
+    assert len(target.stored_ids()) == 5  # the three enrolments, the two statements
+    deployment.stop_workers()
+
+
 def test_a_forwarder_killed_mid_batch_loses_nothing_and_doubles_nothing(deployment, source, target):
     lrs, headers, api = source
     add_target(api, target, "ministry", batch_size=25)

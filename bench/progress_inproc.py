@@ -62,7 +62,7 @@ def main() -> None:
     all_records = records(args.learners, args.waves)
     tmp = tempfile.mkdtemp(prefix="progress-inproc-")
     url = f"sqlite:///{tmp}/db.sqlite"
-    if args.database_url:  # every run from empty: a second run on the first's rows would skip them all
+    if args.database_url:  # every run from empty: one on the last run's rows measures a larger database
         made = make_url(args.database_url)
         url = made.set(database=f"{made.database}_inproc").render_as_string(hide_password=False)
         db.drop_database(url)

@@ -385,12 +385,12 @@ def update_many(conn, table: sa.Table, key: str, rows: list[dict]) -> None:
         return
     columns = list(rows[0])
     changing = [name for name in columns if name != key]
-    if _unnest_takes(conn, table, columns, whole_table=False):
+    if _unnest_takes(conn, table, columns, updating=True):
         quote, target = conn.dialect.identifier_preparer.quote, conn.dialect.identifier_preparer.format_table(table)
-        arrays = ", ".join(f"%b::{table.c[name].type.compile(dialect=conn.dialect)}[]" for name in columns)
         conn.exec_driver_sql(
             f"UPDATE {target} SET {', '.join(f'{quote(n)} = v.{quote(n)}' for n in changing)} "
-            f"FROM unnest({arrays}) AS v({_names(conn, columns)}) WHERE {target}.{quote(key)} = v.{quote(key)}",
+            f"FROM unnest({_array_parameters(conn, table, columns)}) AS v({_names(conn, columns)}) "
+            f"WHERE {target}.{quote(key)} = v.{quote(key)}",
             tuple(_driver_arrays(conn, table, columns, _dict_columns(conn, table, rows))))
         return
     # The key's parameter under another name: one named as a column is that column's SET.
@@ -521,12 +521,15 @@ def _insert_unnest(conn, table: sa.Table, columns: list[str], values: list[list]
     third of a rebuild. This SQL is the same for any number of rows, and its parameters,
     one per column, go in binary (`%b`: psycopg's text dumper for lists is Python, five
     times slower)."""
-    quote = conn.dialect.identifier_preparer.quote
-    arrays = ", ".join(f"%b::{table.c[name].type.compile(dialect=conn.dialect)}[]" for name in columns)
     sql = (f"INSERT INTO {conn.dialect.identifier_preparer.format_table(table)} "
-           f"({', '.join(quote(c) for c in columns)}) SELECT * FROM unnest({arrays}){tail}")
+           f"({_names(conn, columns)}) SELECT * FROM unnest({_array_parameters(conn, table, columns)}){tail}")
     result = conn.exec_driver_sql(sql, tuple(_driver_arrays(conn, table, columns, values)))
     return result.all() if result.returns_rows else []
+
+
+def _array_parameters(conn, table: sa.Table, columns: list[str]) -> str:
+    """The placeholders of one binary array per column, cast to the column's type."""
+    return ", ".join(f"%b::{table.c[name].type.compile(dialect=conn.dialect)}[]" for name in columns)
 
 
 def _driver_arrays(conn, table: sa.Table, columns: list[str], values: list[list]) -> list[list]:
@@ -540,15 +543,15 @@ def _driver_arrays(conn, table: sa.Table, columns: list[str], values: list[list]
 _UNNEST_TYPES = (sa.String, sa.Integer, sa.Float, sa.Boolean, sa.DateTime, sa.Date, sa.LargeBinary)
 
 
-def _unnest_takes(conn, table: sa.Table, columns: list[str], whole_table: bool = True) -> bool:
-    """Whether rows of these columns can go through `_insert_unnest`: on PostgreSQL, of
-    plain types only, and (`whole_table`: rows to insert) no other column with a default
-    SQLAlchemy would fill in."""
+def _unnest_takes(conn, table: sa.Table, columns: list[str], updating: bool = False) -> bool:
+    """Whether rows of these columns can go through one array per column: on PostgreSQL,
+    of plain types only, and no other column SQLAlchemy would fill in (its default on an
+    insert, its onupdate on an update)."""
     if conn.dialect.name != "postgresql":
         return False
     for column in table.c:
         if column.name not in columns:
-            if whole_table and column.default is not None:
+            if (column.onupdate if updating else column.default) is not None:
                 return False
             continue
         kind = column.type.impl if isinstance(column.type, sa.TypeDecorator) else column.type

@@ -84,6 +84,14 @@ class Deployment:
         self._workers.append((stop, thread))
         return stop
 
+    def stop_worker(self, stop: threading.Event) -> None:
+        """The one worker start_worker gave this event for."""
+        for pair in list(self._workers):
+            if pair[0] is stop:
+                stop.set()
+                pair[1].join(timeout=30)
+                self._workers.remove(pair)
+
     def stop_workers(self) -> None:
         for stop, _ in self._workers:
             stop.set()

@@ -73,6 +73,10 @@ class TargetStopped(Exception):
     """Too many statements refused in a row (domain.Breaker)."""
 
 
+class _Stopping(Exception):
+    """The worker stops before a batch could be judged: nothing of it is committed."""
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int | None  # None: no answer (refused, reset, timed out)
@@ -162,6 +166,8 @@ class TargetLoop:
                 try:
                     if records:
                         self.forward(records, stop)
+                except _Stopping:
+                    return  # the records are polled again from the stored offsets next time
                 except TargetUnavailable as exc:
                     self._failed(str(exc))
                     self._report_lag(consumer)  # while it fails is when the lag matters
@@ -258,7 +264,9 @@ class TargetLoop:
                         judged_from[id(item)] = self._judged_from(item.statement, now)
                     if (until := judged_from[id(item)]) is not None and until > now:
                         waits.append(until)
-            if not waits or stop.is_set():
+            if stop.is_set():  # judged on a catalog not waited for: it could skip what it should send
+                raise _Stopping()
+            if not waits:
                 return found
             log.info("waiting for the enrolment of a statement of no known cohort",
                      extra={"target": self.label, "statements": len(waits)})

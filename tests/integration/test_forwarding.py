@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from services.forwarding import projections
 from services.forwarding import tables as ft
 from services.forwarding.domain import Filter
+from services.progress import tables as pt
 from services.progress.lrs import auth as lrs_auth
 from shared import db, xapi
 from shared.cli import main as cli_main
@@ -235,6 +236,30 @@ def test_a_statement_whose_enrolment_is_still_in_an_outbox_is_forwarded_once_it_
     time.sleep(1)
     assert stranger["id"] not in target.stored_ids()
     assert len(target.stored_ids()) == 5  # the three enrolments, the two statements
+    deployment.stop_workers()
+
+
+def test_a_forwarder_stopped_while_it_waits_for_an_enrolment_commits_nothing_of_that_batch(
+        deployment, source, target):
+    lrs, headers, api = source
+    enrollment = deployment.app("enrollment").test_client()
+    _, revenue = define_cohort(enrollment)
+    import_csv(enrollment, revenue["id"], learners_csv(2))  # in enrollment's outbox
+    add_target(api, target, "ministry", filter={"agencies": ["Revenue agency"]})
+    deployment.start_worker("progress")
+    forwarder = deployment.start_worker("forwarding", forwarding_enrolment_wait_seconds=60)
+    statement = completed(0, 1)
+    _post(lrs, headers, [statement])
+    engine = api.application.config["LEARNSTREAM_ENGINE"]
+    time.sleep(3)  # the forwarder has it now, and waits for its enrolment
+    deployment.stop_worker(forwarder)  # mid-wait: the statement must not count as judged
+    with engine.connect() as conn:  # no offset moved past it (the lag's rows start at 0)
+        assert conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(ft.target_offsets.c.next_offset), 0))) == 0
+    deployment.start_worker("enrollment")
+    progress = deployment.app("progress").config["LEARNSTREAM_ENGINE"]
+    eventually(lambda: _count(progress, pt.learner_enrolments) == 2, message="the enrolments on the bus")
+    deployment.start_worker("forwarding", forwarding_enrolment_wait_seconds=20)
+    eventually(lambda: statement["id"] in target.stored_ids(), message="the statement after the restart")
     deployment.stop_workers()
 
 

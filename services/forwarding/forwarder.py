@@ -255,6 +255,8 @@ class TargetLoop:
         judged_from: dict[int, float | None] = {}  # once per item: a wait ends
         while True:
             self._wait_for_catalog(stop)
+            if stop.is_set():  # the catalog not waited for: judged now, a batch could skip what it should send
+                raise _Stopping()
             with db.reading(self.engine) as conn:
                 found = projections.facts(conn, pairs)
             now, waits = time.time(), []
@@ -264,8 +266,6 @@ class TargetLoop:
                         judged_from[id(item)] = self._judged_from(item.statement, now)
                     if (until := judged_from[id(item)]) is not None and until > now:
                         waits.append(until)
-            if stop.is_set():  # judged on a catalog not waited for: it could skip what it should send
-                raise _Stopping()
             if not waits:
                 return found
             log.info("waiting for the enrolment of a statement of no known cohort",
